@@ -1,0 +1,73 @@
+//! The catalog: streams, tables and views, with their schemas, keys, definitions,
+//! dependencies and contents. Creation order is a topological order of the dependency
+//! graph (a view can only read relations that exist), which is the order deltas are
+//! propagated in.
+
+use datafusion::arrow::datatypes::SchemaRef;
+
+use crate::dataflow::Dataflow;
+use crate::view::Storage;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelationKind {
+    /// Base stream: append-only, fed by INSERT.
+    Stream,
+    /// Base table: INSERT/UPDATE/DELETE, upsert by primary key if it has one.
+    Table,
+    /// `CREATE MATERIALIZED VIEW`.
+    MaterializedView,
+    /// ksqlDB `CREATE TABLE ... AS SELECT`.
+    DerivedTable,
+    /// ksqlDB `CREATE STREAM ... AS SELECT`.
+    DerivedStream,
+}
+
+impl RelationKind {
+    pub fn noun(&self) -> &'static str {
+        match self {
+            RelationKind::Stream | RelationKind::DerivedStream => "stream",
+            RelationKind::Table | RelationKind::DerivedTable => "table",
+            RelationKind::MaterializedView => "materialized view",
+        }
+    }
+
+    pub fn is_base(&self) -> bool {
+        matches!(self, RelationKind::Stream | RelationKind::Table)
+    }
+
+    pub fn is_append_only(&self) -> bool {
+        matches!(self, RelationKind::Stream | RelationKind::DerivedStream)
+    }
+}
+
+pub struct Relation {
+    pub id: u64,
+    pub name: String,
+    pub kind: RelationKind,
+    pub schema: SchemaRef,
+    /// Column indexes of the primary key (tables).
+    pub primary_key: Vec<usize>,
+    /// Columns declared NOT NULL.
+    pub not_null: Vec<usize>,
+    /// The defining SELECT of a view.
+    pub definition: Option<String>,
+    /// The statement that created it, as logged.
+    pub create_sql: String,
+    /// Relations this one reads.
+    pub depends_on: Vec<String>,
+    pub storage: Storage,
+    pub dataflow: Option<Dataflow>,
+}
+
+impl Relation {
+    pub fn query_id(&self) -> Option<String> {
+        self.dataflow.as_ref().map(|_| {
+            let prefix = match self.kind {
+                RelationKind::DerivedStream => "CSAS",
+                RelationKind::DerivedTable => "CTAS",
+                _ => "MV",
+            };
+            format!("{}_{}_{}", prefix, self.name.to_uppercase(), self.id)
+        })
+    }
+}

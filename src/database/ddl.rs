@@ -1,0 +1,426 @@
+//! CREATE and DROP: catalog changes. Each is logged as its statement text; replaying the
+//! text rebuilds the same relation (a view is backfilled from its inputs as they were at
+//! that point of the log, so replay gives the same contents).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::sql::sqlparser::ast::{Query, SqlOption};
+
+use super::{Database, Inner};
+use crate::catalog::{Relation, RelationKind};
+use crate::dataflow::{ChangeBatch, Dataflow};
+use crate::error::{EddyError, Result};
+use crate::plan::Lowering;
+use crate::sql::parser::{ident_name, is_not_null, primary_key, DropKind};
+use crate::sql::{EddyStatement, Emit, ViewKind};
+use crate::state::LogEntry;
+use crate::view::arrangement::KeyedArrangement;
+use crate::view::{Arrangement, Storage};
+
+impl Database {
+    /// Apply a CREATE/DROP. With `log`, the change is made durable before it is visible.
+    pub(super) fn apply_ddl(&self, stmt: &EddyStatement, sql: &str, log: bool) -> Result<String> {
+        match stmt {
+            EddyStatement::CreateSource {
+                name,
+                is_stream,
+                columns,
+                constraints,
+                options,
+                if_not_exists,
+            } => {
+                if self.lock().get(name).is_some() {
+                    if *if_not_exists {
+                        return Ok(tag_create(*is_stream));
+                    }
+                    return Err(EddyError::DuplicateRelation(name.clone()));
+                }
+                check_source_options(options)?;
+                let mut fields = Vec::new();
+                let mut not_null = Vec::new();
+                for (i, c) in columns.iter().enumerate() {
+                    let n = ident_name(&c.name);
+                    if fields.iter().any(|f: &Field| f.name() == &n) {
+                        return Err(EddyError::query(
+                            "42701",
+                            format!("column \"{n}\" specified more than once"),
+                        ));
+                    }
+                    fields.push(Field::new(
+                        n,
+                        crate::sql::types::arrow_type(&c.data_type)?,
+                        true,
+                    ));
+                    if is_not_null(c) {
+                        not_null.push(i);
+                    }
+                }
+                let schema = Arc::new(Schema::new(fields));
+                let mut key = Vec::new();
+                for k in primary_key(columns, constraints) {
+                    let idx = schema.index_of(&k).map_err(|_| {
+                        EddyError::UnknownColumn(format!(
+                            "column \"{k}\" named in key does not exist"
+                        ))
+                    })?;
+                    key.push(idx);
+                }
+                if *is_stream && !key.is_empty() {
+                    return Err(EddyError::query(
+                        "42P16",
+                        format!("stream {name} cannot have a PRIMARY KEY: streams are append-only; use CREATE TABLE for keyed upserts"),
+                    ));
+                }
+                let storage = if *is_stream {
+                    Storage::log(schema.clone())
+                } else if key.is_empty() {
+                    Storage::Multiset(Arrangement::try_new(schema.clone())?)
+                } else {
+                    not_null.extend(key.iter().copied());
+                    Storage::Keyed(KeyedArrangement::try_new(schema.clone(), key.clone())?)
+                };
+                let mut inner = self.lock();
+                if log {
+                    self.store.append(&[LogEntry::Ddl(sql.to_string())])?;
+                }
+                let id = inner.next_id;
+                inner.next_id += 1;
+                inner.relations.push(Relation {
+                    id,
+                    name: name.clone(),
+                    kind: if *is_stream {
+                        RelationKind::Stream
+                    } else {
+                        RelationKind::Table
+                    },
+                    schema,
+                    primary_key: key,
+                    not_null,
+                    definition: None,
+                    create_sql: sql.to_string(),
+                    depends_on: vec![],
+                    storage,
+                    dataflow: None,
+                });
+                Ok(tag_create(*is_stream))
+            }
+            EddyStatement::CreateView {
+                name,
+                kind,
+                query,
+                emit,
+                options,
+                if_not_exists,
+            } => {
+                let tag = match kind {
+                    ViewKind::MaterializedView => "CREATE MATERIALIZED VIEW",
+                    ViewKind::Table => "CREATE TABLE",
+                    ViewKind::Stream => "CREATE STREAM",
+                };
+                if self.lock().get(name).is_some() {
+                    if *if_not_exists {
+                        return Ok(tag.into());
+                    }
+                    return Err(EddyError::DuplicateRelation(name.clone()));
+                }
+                check_view_options(options)?;
+                if *emit == Some(Emit::Final) {
+                    return Err(EddyError::unsupported(
+                        "EMIT FINAL needs a windowed aggregation (WINDOW TUMBLING/HOPPING/SESSION), which is not supported yet",
+                    ));
+                }
+                let (flow, definition) = self.build_view(name, *kind, query)?;
+                let mut inner = self.lock();
+                let storage = if *kind == ViewKind::Stream {
+                    Storage::log(flow.schema.clone())
+                } else {
+                    Storage::Multiset(Arrangement::try_new(flow.schema.clone())?)
+                };
+                let id = inner.next_id;
+                let mut rel = Relation {
+                    id,
+                    name: name.clone(),
+                    kind: match kind {
+                        ViewKind::MaterializedView => RelationKind::MaterializedView,
+                        ViewKind::Table => RelationKind::DerivedTable,
+                        ViewKind::Stream => RelationKind::DerivedStream,
+                    },
+                    schema: flow.schema.clone(),
+                    primary_key: vec![],
+                    not_null: vec![],
+                    definition: Some(definition),
+                    create_sql: sql.to_string(),
+                    depends_on: flow.sources.clone(),
+                    storage,
+                    dataflow: Some(flow),
+                };
+                backfill(&mut inner, &mut rel)?;
+                if log {
+                    self.store.append(&[LogEntry::Ddl(sql.to_string())])?;
+                }
+                inner.next_id += 1;
+                inner.relations.push(rel);
+                Ok(tag.into())
+            }
+            EddyStatement::Drop {
+                kind,
+                names,
+                if_exists,
+                cascade,
+            } => {
+                let mut inner = self.lock();
+                let mut to_drop: Vec<String> = Vec::new();
+                for name in names {
+                    let Some(rel) = inner.get(name) else {
+                        if *if_exists {
+                            continue;
+                        }
+                        return Err(EddyError::UnknownRelation(name.clone()));
+                    };
+                    check_drop_kind(*kind, rel)?;
+                    let dependents = dependents_of(&inner, name);
+                    let outside: Vec<&String> =
+                        dependents.iter().filter(|d| !names.contains(d)).collect();
+                    if !outside.is_empty() && !cascade {
+                        return Err(EddyError::DependentObjects(format!(
+                            "cannot drop {} {name} because other objects depend on it: {}; use DROP ... CASCADE to drop them too",
+                            rel.kind.noun(),
+                            outside.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                        )));
+                    }
+                    to_drop.push(name.clone());
+                    to_drop.extend(dependents);
+                }
+                if log && !to_drop.is_empty() {
+                    self.store.append(&[LogEntry::Ddl(sql.to_string())])?;
+                }
+                inner.relations.retain(|r| !to_drop.contains(&r.name));
+                Ok(match kind {
+                    DropKind::Stream => "DROP STREAM",
+                    DropKind::Table => "DROP TABLE",
+                    DropKind::MaterializedView => "DROP MATERIALIZED VIEW",
+                    DropKind::View => "DROP VIEW",
+                }
+                .into())
+            }
+            _ => Err(EddyError::internal("not a DDL statement")),
+        }
+    }
+
+    /// Plan and lower a view's query. Returns its dataflow and its definition text.
+    pub(super) fn build_view(
+        &self,
+        name: &str,
+        kind: ViewKind,
+        query: &Query,
+    ) -> Result<(Dataflow, String)> {
+        // Planning needs only schemas; block_in_place is not needed because the planner
+        // does no I/O for in-memory tables.
+        let (_, plan) = futures::executor::block_on(self.plan_query(query, true))?;
+        let schema = super::query::postgres_schema(query, plan.schema().as_arrow());
+        let mut seen = std::collections::HashSet::new();
+        for f in schema.fields() {
+            if !seen.insert(f.name().clone()) {
+                return Err(EddyError::query(
+                    "42701",
+                    format!("column \"{}\" specified more than once in {name}; give the columns distinct names with AS", f.name()),
+                ));
+            }
+        }
+        let inner = self.lock();
+        let append_only = |n: &str| {
+            inner
+                .get(n)
+                .map(|r| r.kind.is_append_only())
+                .unwrap_or(false)
+        };
+        let flow = Lowering::new(&append_only).lower(&plan, schema)?;
+        if kind == ViewKind::Stream && !flow.append_only {
+            return Err(EddyError::WrongObjectType(format!(
+                "CREATE STREAM {name} AS SELECT needs an append-only result, but this query updates or retracts rows (it aggregates, or reads a table); use CREATE TABLE {name} AS ... or CREATE MATERIALIZED VIEW"
+            )));
+        }
+        Ok((flow, query.to_string()))
+    }
+
+    /// Rebuild a view from scratch: new operators, backfilled from its inputs' current
+    /// contents. Used to undo a failed epoch.
+    pub(super) fn rebuild_view(&self, inner: &mut Inner, name: &str) -> Result<()> {
+        let Some(rel) = inner.get(name) else {
+            return Ok(());
+        };
+        let Some(def) = rel.definition.clone() else {
+            return Ok(());
+        };
+        let kind = match rel.kind {
+            RelationKind::DerivedStream => ViewKind::Stream,
+            RelationKind::DerivedTable => ViewKind::Table,
+            _ => ViewKind::MaterializedView,
+        };
+        let query = datafusion::sql::sqlparser::parser::Parser::new(
+            &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+        )
+        .try_with_sql(&def)?
+        .parse_query()?;
+        // Plan against the current schemas without taking the lock again.
+        let names = super::query::referenced_relations(&query);
+        let schema = Arc::new(datafusion::catalog::MemorySchemaProvider::new());
+        for n in &names {
+            if let Some(r) = inner.get(n) {
+                let t = datafusion::catalog::MemTable::try_new(r.schema.clone(), vec![vec![]])?;
+                datafusion::catalog::SchemaProvider::register_table(
+                    schema.as_ref(),
+                    n.clone(),
+                    Arc::new(t),
+                )?;
+            }
+        }
+        let ctx = super::query::context_with_schema(&self.view_state, schema);
+        let stmt = datafusion::sql::parser::Statement::Statement(Box::new(
+            datafusion::sql::sqlparser::ast::Statement::Query(query.clone()),
+        ));
+        let plan = futures::executor::block_on(ctx.state().statement_to_plan(stmt))?;
+        let schema = super::query::postgres_schema(&query, plan.schema().as_arrow());
+        let kinds: HashMap<String, bool> = inner
+            .relations
+            .iter()
+            .map(|r| (r.name.clone(), r.kind.is_append_only()))
+            .collect();
+        let append_only = |n: &str| kinds.get(n).copied().unwrap_or(false);
+        let flow = Lowering::new(&append_only).lower(&plan, schema)?;
+        let storage = if kind == ViewKind::Stream {
+            Storage::log(flow.schema.clone())
+        } else {
+            Storage::Multiset(Arrangement::try_new(flow.schema.clone())?)
+        };
+        let idx = inner
+            .relations
+            .iter()
+            .position(|r| r.name == name)
+            .expect("view exists");
+        let mut rel = inner.relations.remove(idx);
+        rel.storage = storage;
+        rel.dataflow = Some(flow);
+        let r = backfill(inner, &mut rel);
+        inner.relations.insert(idx, rel);
+        r
+    }
+}
+
+/// Feed a new view the current contents of its inputs.
+fn backfill(inner: &mut Inner, rel: &mut Relation) -> Result<()> {
+    let flow = rel.dataflow.as_mut().expect("a view has a dataflow");
+    let mut deltas = HashMap::new();
+    for (slot, src) in flow.sources.iter().enumerate() {
+        let source = inner
+            .get_mut(src)
+            .ok_or_else(|| EddyError::UnknownRelation(src.clone()))?;
+        let batches = source.storage.snapshot()?;
+        let data = concat_batches(&source.schema, batches.iter())?;
+        deltas.insert(slot, ChangeBatch::inserts(data));
+    }
+    if let Some(out) = flow.step(&deltas)? {
+        rel.storage.apply(&out)?;
+    }
+    Ok(())
+}
+
+/// Every relation that reads `name`, directly or not, in creation order.
+fn dependents_of(inner: &Inner, name: &str) -> Vec<String> {
+    let mut found: Vec<String> = vec![name.to_string()];
+    for r in &inner.relations {
+        if r.depends_on.iter().any(|d| found.contains(d)) && !found.contains(&r.name) {
+            found.push(r.name.clone());
+        }
+    }
+    found.remove(0);
+    found
+}
+
+fn check_drop_kind(kind: DropKind, rel: &Relation) -> Result<()> {
+    let ok = match kind {
+        DropKind::Stream => matches!(rel.kind, RelationKind::Stream | RelationKind::DerivedStream),
+        DropKind::Table => matches!(rel.kind, RelationKind::Table | RelationKind::DerivedTable),
+        DropKind::MaterializedView | DropKind::View => rel.kind == RelationKind::MaterializedView,
+    };
+    if ok {
+        Ok(())
+    } else {
+        let verb = match rel.kind {
+            RelationKind::Stream | RelationKind::DerivedStream => "DROP STREAM",
+            RelationKind::Table | RelationKind::DerivedTable => "DROP TABLE",
+            RelationKind::MaterializedView => "DROP MATERIALIZED VIEW",
+        };
+        Err(EddyError::WrongObjectType(format!(
+            "\"{}\" is a {}; use {verb}",
+            rel.name,
+            rel.kind.noun()
+        )))
+    }
+}
+
+fn option_name(o: &SqlOption) -> String {
+    match o {
+        SqlOption::KeyValue { key, .. } => key.value.to_lowercase(),
+        other => other.to_string().to_lowercase(),
+    }
+}
+
+const KAFKA_OPTIONS: &[&str] = &[
+    "kafka_topic",
+    "value_format",
+    "key_format",
+    "partitions",
+    "connector",
+    "topic",
+    "properties.bootstrap.server",
+    "format",
+    "replicas",
+    "timestamp",
+    "timestamp_format",
+];
+
+fn check_source_options(options: &[SqlOption]) -> Result<()> {
+    for o in options {
+        let n = option_name(o);
+        if KAFKA_OPTIONS.contains(&n.as_str()) {
+            return Err(EddyError::unsupported(format!(
+                "WITH ({}) is not supported yet: streams and tables are fed by INSERT for now (Kafka sources and event-time columns are planned)",
+                n.to_uppercase()
+            )));
+        }
+        return Err(EddyError::query(
+            "22023",
+            format!("unknown option \"{n}\" in WITH (...)"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_view_options(options: &[SqlOption]) -> Result<()> {
+    for o in options {
+        let n = option_name(o);
+        if KAFKA_OPTIONS.contains(&n.as_str()) {
+            return Err(EddyError::unsupported(format!(
+                "WITH ({}) is not supported yet: results cannot be written to Kafka yet",
+                n.to_uppercase()
+            )));
+        }
+        return Err(EddyError::query(
+            "22023",
+            format!("unknown option \"{n}\" in WITH (...)"),
+        ));
+    }
+    Ok(())
+}
+
+fn tag_create(is_stream: bool) -> String {
+    if is_stream {
+        "CREATE STREAM".into()
+    } else {
+        "CREATE TABLE".into()
+    }
+}

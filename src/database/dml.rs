@@ -1,0 +1,300 @@
+//! INSERT, UPDATE and DELETE on base streams and tables. Each statement becomes one delta
+//! (computed against a snapshot, with the writer lock held so no other write interleaves)
+//! and is applied as one epoch. Values are cast to the column types strictly: a value that
+//! does not fit fails the whole statement and nothing of it is applied.
+
+use datafusion::arrow::array::{new_null_array, Array, ArrayRef, RecordBatch};
+use datafusion::arrow::compute::{can_cast_types, cast_with_options, concat_batches, CastOptions};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::util::display::FormatOptions;
+use datafusion::sql::sqlparser::ast::{
+    Assignment, AssignmentTarget, Expr, FromTable, Statement, TableFactor, TableObject,
+};
+
+use super::{Database, Output};
+use crate::catalog::RelationKind;
+use crate::dataflow::ChangeBatch;
+use crate::error::{EddyError, Result};
+use crate::sql::parser::object_name;
+use crate::sql::types::pg_type_name;
+use crate::view::Storage;
+
+impl Database {
+    fn writable(&self, name: &str, verb: &str) -> Result<(SchemaRef, RelationKind, Vec<usize>)> {
+        let inner = self.lock();
+        let rel = inner.require(name)?;
+        if !rel.kind.is_base() {
+            return Err(EddyError::WrongObjectType(format!(
+                "cannot {verb} {} \"{name}\": it is maintained by its query",
+                rel.kind.noun()
+            )));
+        }
+        if rel.kind == RelationKind::Stream && verb != "INSERT INTO" {
+            return Err(EddyError::WrongObjectType(format!(
+                "cannot {verb} stream \"{name}\": streams are append-only"
+            )));
+        }
+        Ok((rel.schema.clone(), rel.kind, rel.not_null.clone()))
+    }
+
+    pub(super) async fn insert(&self, stmt: &Statement) -> Result<Output> {
+        let Statement::Insert(ins) = stmt else {
+            return Err(EddyError::internal("not an INSERT"));
+        };
+        let TableObject::TableName(table) = &ins.table else {
+            return Err(EddyError::unsupported("INSERT INTO TABLE FUNCTION"));
+        };
+        if ins.on.is_some() || ins.returning.is_some() {
+            return Err(EddyError::unsupported("INSERT ... ON CONFLICT / RETURNING"));
+        }
+        let name = object_name(table);
+        let (schema, kind, not_null) = self.writable(&name, "INSERT INTO")?;
+        let source = ins
+            .source
+            .as_ref()
+            .ok_or_else(|| EddyError::unsupported("INSERT without VALUES or SELECT"))?;
+        // Target columns, in the order the source provides them.
+        let targets: Vec<usize> = if ins.columns.is_empty() {
+            (0..schema.fields().len()).collect()
+        } else {
+            ins.columns
+                .iter()
+                .map(|c| {
+                    let n = object_name(c);
+                    schema.index_of(&n).map_err(|_| {
+                        EddyError::UnknownColumn(format!(
+                            "column \"{n}\" of relation \"{name}\" does not exist"
+                        ))
+                    })
+                })
+                .collect::<Result<_>>()?
+        };
+        let (src_schema, batches) = self.run_query(source).await?;
+        let src_cols = src_schema.fields().len();
+        if src_cols > targets.len() {
+            return Err(EddyError::query(
+                "42601",
+                "INSERT has more expressions than target columns",
+            ));
+        }
+        if !ins.columns.is_empty() && src_cols < targets.len() {
+            return Err(EddyError::query(
+                "42601",
+                "INSERT has more target columns than expressions",
+            ));
+        }
+        let data = concat_batches(&src_schema, batches.iter())?;
+        let n = data.num_rows();
+        let mut columns: Vec<ArrayRef> = schema
+            .fields()
+            .iter()
+            .map(|f| new_null_array(f.data_type(), n))
+            .collect();
+        for (src, &target) in targets.iter().take(src_cols).enumerate() {
+            let field = schema.field(target);
+            columns[target] = cast_value(data.column(src), field.name(), field.data_type())?;
+        }
+        let rows = RecordBatch::try_new(schema.clone(), columns)?;
+        check_not_null(&rows, &not_null, &name)?;
+        let mut inner = self.lock();
+        let delta = match (&inner.require(&name)?.storage, kind) {
+            (Storage::Keyed(k), _) => k.upsert_delta(&rows)?,
+            _ => ChangeBatch::inserts(rows),
+        };
+        self.apply_epoch(&mut inner, &name, delta, true)?;
+        Ok(Output::command(format!("INSERT 0 {n}")))
+    }
+
+    pub(super) async fn update(&self, stmt: &Statement) -> Result<Output> {
+        let Statement::Update(up) = stmt else {
+            return Err(EddyError::internal("not an UPDATE"));
+        };
+        if up.from.is_some() || up.returning.is_some() || !up.table.joins.is_empty() {
+            return Err(EddyError::unsupported("UPDATE ... FROM / RETURNING"));
+        }
+        let TableFactor::Table { name: table, .. } = &up.table.relation else {
+            return Err(EddyError::unsupported(
+                "UPDATE of something other than a table",
+            ));
+        };
+        let name = object_name(table);
+        let (schema, _, not_null) = self.writable(&name, "UPDATE")?;
+        let mut new_exprs: Vec<Option<&Expr>> = vec![None; schema.fields().len()];
+        for Assignment { target, value } in &up.assignments {
+            let AssignmentTarget::ColumnName(col) = target else {
+                return Err(EddyError::unsupported("UPDATE SET (a, b) = (...)"));
+            };
+            let col_name = object_name(col);
+            let idx = schema.index_of(&col_name).map_err(|_| {
+                EddyError::UnknownColumn(format!(
+                    "column \"{col_name}\" of relation \"{name}\" does not exist"
+                ))
+            })?;
+            new_exprs[idx] = Some(value);
+        }
+        // One query gives each matching row's old and new values, from one snapshot.
+        let mut select = Vec::new();
+        for f in schema.fields() {
+            select.push(quote_ident(f.name()));
+        }
+        for (i, f) in schema.fields().iter().enumerate() {
+            let value = match new_exprs[i] {
+                Some(e) => format!("({e})"),
+                None => quote_ident(f.name()),
+            };
+            select.push(format!("{value} AS \"__eddy_new_{i}\""));
+        }
+        let where_clause = up
+            .selection
+            .as_ref()
+            .map(|w| format!(" WHERE {w}"))
+            .unwrap_or_default();
+        let sql = format!(
+            "SELECT {} FROM {}{}",
+            select.join(", "),
+            quote_ident(&name),
+            where_clause
+        );
+        let query = parse_query(&sql)?;
+        let (_, batches) = self.run_query(&query).await?;
+        let width = schema.fields().len();
+        let mut old_parts = Vec::new();
+        let mut new_parts = Vec::new();
+        let mut n = 0;
+        for b in &batches {
+            n += b.num_rows();
+            old_parts.push(RecordBatch::try_new(
+                schema.clone(),
+                b.columns()[..width].to_vec(),
+            )?);
+            let cols = schema
+                .fields()
+                .iter()
+                .enumerate()
+                .map(|(i, f)| cast_value(b.column(width + i), f.name(), f.data_type()))
+                .collect::<Result<Vec<_>>>()?;
+            new_parts.push(RecordBatch::try_new(schema.clone(), cols)?);
+        }
+        let old = concat_batches(&schema, old_parts.iter())?;
+        let new = concat_batches(&schema, new_parts.iter())?;
+        check_not_null(&new, &not_null, &name)?;
+        let delta = ChangeBatch::concat(
+            &schema,
+            &[ChangeBatch::retractions(old), ChangeBatch::inserts(new)],
+        )?;
+        let mut inner = self.lock();
+        self.apply_epoch(&mut inner, &name, delta, true)?;
+        Ok(Output::command(format!("UPDATE {n}")))
+    }
+
+    pub(super) async fn delete(&self, stmt: &Statement) -> Result<Output> {
+        let Statement::Delete(del) = stmt else {
+            return Err(EddyError::internal("not a DELETE"));
+        };
+        let from = match &del.from {
+            FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
+        };
+        if del.using.is_some()
+            || del.returning.is_some()
+            || from.len() != 1
+            || !from[0].joins.is_empty()
+        {
+            return Err(EddyError::unsupported(
+                "DELETE ... USING / RETURNING / several tables",
+            ));
+        }
+        let TableFactor::Table { name: table, .. } = &from[0].relation else {
+            return Err(EddyError::unsupported(
+                "DELETE from something other than a table",
+            ));
+        };
+        let name = object_name(table);
+        let (schema, _, _) = self.writable(&name, "DELETE FROM")?;
+        let where_clause = del
+            .selection
+            .as_ref()
+            .map(|w| format!(" WHERE {w}"))
+            .unwrap_or_default();
+        let sql = format!("SELECT * FROM {}{}", quote_ident(&name), where_clause);
+        let (_, batches) = self.run_query(&*parse_query(&sql)?).await?;
+        let batches: Vec<RecordBatch> = batches
+            .into_iter()
+            .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
+            .collect::<std::result::Result<_, _>>()?;
+        let old = concat_batches(&schema, batches.iter())?;
+        let n = old.num_rows();
+        let mut inner = self.lock();
+        self.apply_epoch(&mut inner, &name, ChangeBatch::retractions(old), true)?;
+        Ok(Output::command(format!("DELETE {n}")))
+    }
+}
+
+fn parse_query(sql: &str) -> Result<Box<datafusion::sql::sqlparser::ast::Query>> {
+    Ok(datafusion::sql::sqlparser::parser::Parser::new(
+        &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+    )
+    .try_with_sql(sql)?
+    .parse_query()?)
+}
+
+pub(crate) fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// Cast a value column to its target column type, strictly: no silent NULLs, no wrapping.
+fn cast_value(
+    array: &ArrayRef,
+    column: &str,
+    target: &datafusion::arrow::datatypes::DataType,
+) -> Result<ArrayRef> {
+    if array.data_type() == target {
+        return Ok(array.clone());
+    }
+    if !can_cast_types(array.data_type(), target) {
+        return Err(EddyError::query(
+            "42804",
+            format!(
+                "column \"{column}\" is of type {} but expression is of type {}",
+                pg_type_name(target),
+                pg_type_name(array.data_type())
+            ),
+        ));
+    }
+    let opts = CastOptions {
+        safe: false,
+        format_options: FormatOptions::default(),
+    };
+    cast_with_options(array, target, &opts).map_err(|e| {
+        let detail = e.to_string();
+        let code = if detail.contains("overflow")
+            || detail.contains("Can't cast value")
+            || detail.contains("too large")
+        {
+            "22003"
+        } else {
+            "22P02"
+        };
+        EddyError::BadValue {
+            code,
+            message: format!(
+                "invalid value for column \"{column}\" of type {}: {detail}",
+                pg_type_name(target)
+            ),
+        }
+    })
+}
+
+fn check_not_null(rows: &RecordBatch, not_null: &[usize], name: &str) -> Result<()> {
+    for &c in not_null {
+        if rows.column(c).null_count() > 0 {
+            return Err(EddyError::BadValue {
+                code: "23502",
+                message: format!(
+                    "null value in column \"{}\" of relation \"{name}\" violates not-null constraint",
+                    rows.schema().field(c).name()
+                ),
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,419 @@
+//! The database: the catalog of relations and their dataflows, the durable log, and the
+//! statement executor that the wire protocol calls.
+//!
+//! Concurrency and consistency: write statements (DDL, INSERT/UPDATE/DELETE) are serialized
+//! by `writer`. A write computes its delta, then under the `inner` lock applies it to its
+//! base relation, pushes it through every dependent dataflow in creation (= topological)
+//! order, and appends it to the log — one epoch. Readers snapshot the relations they need
+//! under the same lock, so a SELECT sees whole epochs only, views read together agree, and
+//! a write is visible to every session as soon as it returns (read-your-writes).
+//!
+//! If any step of an epoch fails (a view divides by zero on the new row, the disk is
+//! full), the epoch is undone: the base delta is reverted and the affected views are
+//! rebuilt from their inputs, so nothing of a failed statement remains.
+
+mod ddl;
+mod dml;
+pub mod params;
+mod query;
+mod show;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
+use datafusion::prelude::SessionConfig;
+
+use crate::catalog::Relation;
+use crate::dataflow::ChangeBatch;
+use crate::error::{EddyError, Result};
+use crate::sql::{parse_statement, split_statements, EddyStatement};
+use crate::state::{LogEntry, Store};
+
+pub const SERVER_VERSION: &str = "15.0";
+pub const VERSION_STRING: &str = concat!(
+    "PostgreSQL 15.0 (eddy ",
+    env!("CARGO_PKG_VERSION"),
+    ") on x86_64-pc-linux-gnu, a streaming SQL database"
+);
+
+/// What a statement returns to the client.
+#[derive(Debug)]
+pub enum Output {
+    Rows {
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    },
+    /// A command tag such as `INSERT 0 3` or `CREATE STREAM`.
+    Command(String),
+    /// BEGIN / COMMIT / ROLLBACK: the tag and whether a transaction is now open.
+    Transaction { tag: String, open: bool },
+}
+
+impl Output {
+    pub fn command(tag: impl Into<String>) -> Self {
+        Output::Command(tag.into())
+    }
+}
+
+/// Per-connection state.
+#[derive(Debug, Default)]
+pub struct Session {
+    pub settings: HashMap<String, String>,
+    pub in_transaction: bool,
+    /// Writes done since BEGIN: ROLLBACK cannot undo them, and says so.
+    pub writes_in_transaction: usize,
+}
+
+pub(crate) struct Inner {
+    /// In creation order, which is a topological order of dependencies.
+    pub relations: Vec<Relation>,
+    pub next_id: u64,
+}
+
+impl Inner {
+    pub fn get(&self, name: &str) -> Option<&Relation> {
+        self.relations.iter().find(|r| r.name == name)
+    }
+
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut Relation> {
+        self.relations.iter_mut().find(|r| r.name == name)
+    }
+
+    pub fn require(&self, name: &str) -> Result<&Relation> {
+        self.get(name)
+            .ok_or_else(|| EddyError::UnknownRelation(name.to_string()))
+    }
+}
+
+pub struct Database {
+    inner: Mutex<Inner>,
+    writer: tokio::sync::Mutex<()>,
+    store: Box<dyn Store>,
+    /// Full optimizer: ad-hoc queries.
+    batch_state: SessionState,
+    /// Analyzer only (type coercion, no rewrites): plans that become dataflows.
+    view_state: SessionState,
+}
+
+fn base_config() -> SessionConfig {
+    let mut config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_default_catalog_and_schema("eddy", "public");
+    let opts = config.options_mut();
+    opts.sql_parser.map_string_types_to_utf8view = false;
+    opts.execution.parquet.schema_force_view_types = false;
+    config
+}
+
+impl Database {
+    /// Open a database over `store`, replaying its log.
+    pub fn open(store: Box<dyn Store>) -> Result<Arc<Database>> {
+        let batch_state = SessionStateBuilder::new()
+            .with_config(base_config())
+            .with_default_features()
+            .build();
+        let view_state = SessionStateBuilder::new()
+            .with_config(base_config())
+            .with_default_features()
+            .with_optimizer_rules(vec![])
+            .build();
+        let db = Database {
+            inner: Mutex::new(Inner {
+                relations: vec![],
+                next_id: 1,
+            }),
+            writer: tokio::sync::Mutex::new(()),
+            store,
+            batch_state: query::with_postgres_functions(batch_state)?,
+            view_state: query::with_postgres_functions(view_state)?,
+        };
+        db.replay()?;
+        Ok(Arc::new(db))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock is a bug elsewhere; the data is still the last
+        // consistent epoch because epochs are applied or undone whole.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn replay(&self) -> Result<()> {
+        let entries = self.store.replay()?;
+        let n = entries.len();
+        for entry in entries {
+            match entry {
+                LogEntry::Ddl(sql) => {
+                    let stmt = parse_statement(&sql)?;
+                    self.apply_ddl(&stmt, &sql, false)?;
+                }
+                LogEntry::Changes { relation, batch } => {
+                    let mut inner = self.lock();
+                    self.apply_epoch(&mut inner, &relation, batch, false)?;
+                }
+            }
+        }
+        if n > 0 {
+            tracing::info!(entries = n, "replayed log");
+        }
+        Ok(())
+    }
+
+    /// Run every statement of a query string, stopping at the first error.
+    pub async fn execute_all(&self, session: &mut Session, sql: &str) -> Vec<Result<Output>> {
+        let statements = match split_statements(sql) {
+            Ok(s) => s,
+            Err(e) => return vec![Err(e)],
+        };
+        let mut out = Vec::new();
+        for s in statements {
+            let r = self
+                .execute(session, &s.text, &[])
+                .await
+                .map_err(|e| shift_position(e, s.char_offset));
+            let failed = r.is_err();
+            out.push(r);
+            if failed {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Run one statement with bound parameters (rendered SQL literals).
+    pub async fn execute(
+        &self,
+        session: &mut Session,
+        sql: &str,
+        params: &[String],
+    ) -> Result<Output> {
+        let mut stmt = parse_statement(sql)?;
+        params::bind(&mut stmt, params)?;
+        self.execute_statement(session, stmt, sql).await
+    }
+
+    async fn execute_statement(
+        &self,
+        session: &mut Session,
+        stmt: EddyStatement,
+        sql: &str,
+    ) -> Result<Output> {
+        use crate::sql::parser::TransactionOp;
+        match stmt {
+            EddyStatement::Query(q) => {
+                let (schema, batches) = self.run_query(&q).await?;
+                Ok(Output::Rows { schema, batches })
+            }
+            EddyStatement::CreateSource { .. }
+            | EddyStatement::CreateView { .. }
+            | EddyStatement::Drop { .. } => {
+                let _w = self.writer.lock().await;
+                let tag = self.apply_ddl(&stmt, sql, true)?;
+                Ok(Output::command(tag))
+            }
+            EddyStatement::Insert(s) => {
+                let _w = self.writer.lock().await;
+                let r = self.insert(&s).await?;
+                self.note_write(session);
+                Ok(r)
+            }
+            EddyStatement::Update(s) => {
+                let _w = self.writer.lock().await;
+                let r = self.update(&s).await?;
+                self.note_write(session);
+                Ok(r)
+            }
+            EddyStatement::Delete(s) => {
+                let _w = self.writer.lock().await;
+                let r = self.delete(&s).await?;
+                self.note_write(session);
+                Ok(r)
+            }
+            EddyStatement::Show(what) => self.show(session, &what),
+            EddyStatement::Describe(name) => self.describe_relation(&name),
+            EddyStatement::ExplainRelation(name) => self.explain_relation(&name),
+            EddyStatement::ExplainCreate(create) => self.explain_create(&create),
+            EddyStatement::ExplainQuery(q) => self.explain_query(&q).await,
+            EddyStatement::Set { name, value } => {
+                session.settings.insert(name, value);
+                Ok(Output::command("SET"))
+            }
+            EddyStatement::Transaction(TransactionOp::Begin) => {
+                session.in_transaction = true;
+                session.writes_in_transaction = 0;
+                Ok(Output::Transaction {
+                    tag: "BEGIN".into(),
+                    open: true,
+                })
+            }
+            EddyStatement::Transaction(TransactionOp::Commit) => {
+                session.in_transaction = false;
+                Ok(Output::Transaction {
+                    tag: "COMMIT".into(),
+                    open: false,
+                })
+            }
+            EddyStatement::Transaction(TransactionOp::Rollback) => {
+                session.in_transaction = false;
+                let writes = std::mem::take(&mut session.writes_in_transaction);
+                if writes > 0 {
+                    return Err(EddyError::unsupported(format!(
+                        "ROLLBACK cannot undo the {writes} write statement(s) of this transaction: eddy applies every statement when it runs (autocommit)"
+                    )));
+                }
+                Ok(Output::Transaction {
+                    tag: "ROLLBACK".into(),
+                    open: false,
+                })
+            }
+            EddyStatement::NoOp(tag) => Ok(Output::command(tag)),
+        }
+    }
+
+    fn note_write(&self, session: &mut Session) {
+        if session.in_transaction {
+            session.writes_in_transaction += 1;
+        }
+    }
+
+    /// One epoch: apply `delta` to base relation `name`, propagate it through every
+    /// dependent view, and (if `log`) make it durable. All or nothing.
+    fn apply_epoch(
+        &self,
+        inner: &mut Inner,
+        name: &str,
+        delta: ChangeBatch,
+        log: bool,
+    ) -> Result<()> {
+        let delta = delta.consolidate()?;
+        if delta.is_empty() {
+            return Ok(());
+        }
+        // The base apply is atomic: if it fails, nothing changed.
+        inner
+            .get_mut(name)
+            .ok_or_else(|| EddyError::UnknownRelation(name.to_string()))?
+            .storage
+            .apply(&delta)?;
+        let result = Self::propagate(inner, name, &delta).and_then(|touched| {
+            if log {
+                self.store
+                    .append(&[LogEntry::Changes {
+                        relation: name.to_string(),
+                        batch: delta.clone(),
+                    }])
+                    .map(|_| touched)
+            } else {
+                Ok(touched)
+            }
+        });
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                if let Err(undo) = self.undo_epoch(inner, name, &delta) {
+                    tracing::error!(error = %undo, "could not undo a failed epoch");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Push a base relation's delta through every dependent view. Returns the relations
+    /// changed.
+    fn propagate(inner: &mut Inner, name: &str, delta: &ChangeBatch) -> Result<Vec<String>> {
+        let mut pending: HashMap<String, ChangeBatch> = HashMap::new();
+        pending.insert(name.to_string(), delta.clone());
+        let mut touched = vec![name.to_string()];
+        for rel in inner.relations.iter_mut() {
+            let Some(flow) = rel.dataflow.as_mut() else {
+                continue;
+            };
+            let deltas: HashMap<usize, ChangeBatch> = flow
+                .sources
+                .iter()
+                .enumerate()
+                .filter_map(|(slot, src)| pending.get(src).map(|d| (slot, d.clone())))
+                .collect();
+            if deltas.is_empty() {
+                continue;
+            }
+            let out = flow.step(&deltas).map_err(|e| in_view(e, rel))?;
+            if let Some(out) = out {
+                if !out.is_empty() {
+                    rel.storage.apply(&out).map_err(|e| in_view(e, rel))?;
+                    touched.push(rel.name.clone());
+                    pending.insert(rel.name.clone(), out);
+                }
+            }
+        }
+        Ok(touched)
+    }
+
+    /// Undo a failed epoch: revert the base delta, then rebuild every view downstream of
+    /// the base relation from its inputs (their operator state may hold part of the epoch).
+    fn undo_epoch(&self, inner: &mut Inner, name: &str, delta: &ChangeBatch) -> Result<()> {
+        let negated = ChangeBatch::new(
+            delta.data.clone(),
+            datafusion::arrow::compute::kernels::numeric::neg(&delta.weights)?
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::Int64Array>()
+                .expect("neg of Int64Array")
+                .clone(),
+        );
+        if let Some(base) = inner.get_mut(name) {
+            base.storage.apply(&negated)?;
+        }
+        let mut affected = vec![name.to_string()];
+        let names: Vec<String> = inner.relations.iter().map(|r| r.name.clone()).collect();
+        for n in names {
+            let deps = inner
+                .get(&n)
+                .map(|r| r.depends_on.clone())
+                .unwrap_or_default();
+            if deps.iter().any(|d| affected.contains(d)) {
+                self.rebuild_view(inner, &n)?;
+                affected.push(n);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Name the view an error happened in, so the user knows which definition to look at.
+fn in_view(e: EddyError, rel: &Relation) -> EddyError {
+    match e {
+        EddyError::BadValue { code, message } => EddyError::BadValue {
+            code,
+            message: format!(
+                "{message} (while updating {} {})",
+                rel.kind.noun(),
+                rel.name
+            ),
+        },
+        EddyError::Query { code, message } => EddyError::Query {
+            code,
+            message: format!(
+                "{message} (while updating {} {})",
+                rel.kind.noun(),
+                rel.name
+            ),
+        },
+        other => other,
+    }
+}
+
+/// Positions are relative to the statement; the client wants them relative to its string.
+fn shift_position(e: EddyError, offset: usize) -> EddyError {
+    match e {
+        EddyError::Syntax {
+            message,
+            position: Some(p),
+        } => EddyError::Syntax {
+            message,
+            position: Some(p + offset),
+        },
+        other => other,
+    }
+}

@@ -1,0 +1,239 @@
+//! Ad-hoc queries: DataFusion over a consistent snapshot of the relations a query reads.
+
+use std::collections::BTreeSet;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{
+    CatalogProvider, CatalogProviderList, MemTable, MemoryCatalogProvider,
+    MemoryCatalogProviderList, MemorySchemaProvider, SchemaProvider,
+};
+use datafusion::execution::session_state::SessionState;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::{create_udf, ColumnarValue, LogicalPlan, Volatility};
+use datafusion::prelude::SessionContext;
+use datafusion::scalar::ScalarValue;
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{visit_relations, Query, Statement};
+
+use super::{Database, VERSION_STRING};
+use crate::error::{EddyError, Result};
+use crate::sql::naming::postgres_column_names;
+use crate::sql::parser::object_name;
+
+/// Functions clients call on connect, answering as Postgres 15 would.
+pub(super) fn with_postgres_functions(state: SessionState) -> Result<SessionState> {
+    let ctx = SessionContext::new_with_state(state);
+    let constant = |name: &str, value: &'static str| {
+        create_udf(
+            name,
+            vec![],
+            DataType::Utf8,
+            Volatility::Stable,
+            Arc::new(move |_args: &[ColumnarValue]| {
+                Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(
+                    value.to_string(),
+                ))))
+            }),
+        )
+    };
+    ctx.register_udf(constant("version", VERSION_STRING));
+    ctx.register_udf(constant("current_schema", "public"));
+    ctx.register_udf(constant("current_database", "eddy"));
+    Ok(ctx.state())
+}
+
+/// A session context over `state` whose only catalog is `eddy.public` = `schema`. Every
+/// query gets its own catalog, so concurrent queries never see each other's snapshots.
+pub(super) fn context_with_schema(
+    state: &SessionState,
+    schema: Arc<MemorySchemaProvider>,
+) -> SessionContext {
+    let catalog = Arc::new(MemoryCatalogProvider::new());
+    let _ = catalog.register_schema("public", schema);
+    let catalogs = Arc::new(MemoryCatalogProviderList::new());
+    catalogs.register_catalog("eddy".to_string(), catalog);
+    let state = SessionStateBuilder::new_from_existing(state.clone())
+        .with_catalog_list(catalogs)
+        .build();
+    SessionContext::new_with_state(state)
+}
+
+/// Names of the relations a query mentions (CTE names included; unknown ones are skipped).
+pub(super) fn referenced_relations(q: &Query) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let _ = visit_relations(q, |r| {
+        names.insert(object_name(r));
+        ControlFlow::<()>::Continue(())
+    });
+    names
+}
+
+impl Database {
+    /// A session context whose tables are snapshots of the named relations, all taken in
+    /// one epoch. With `empty`, the tables have schemas but no rows (for planning only).
+    pub(super) fn snapshot_context(
+        &self,
+        state: &SessionState,
+        names: &BTreeSet<String>,
+        empty: bool,
+    ) -> Result<SessionContext> {
+        let schema = Arc::new(MemorySchemaProvider::new());
+        {
+            let mut inner = self.lock();
+            for name in names {
+                let Some(rel) = inner.get_mut(name) else {
+                    continue;
+                };
+                let batches = if empty {
+                    vec![]
+                } else {
+                    rel.storage.snapshot()?
+                };
+                let table = MemTable::try_new(rel.schema.clone(), vec![batches])?;
+                schema.register_table(name.clone(), Arc::new(table))?;
+            }
+        }
+        Ok(context_with_schema(state, schema))
+    }
+
+    /// Plan a query against the catalog. `for_view` selects the analyzer-only state.
+    pub(super) async fn plan_query(
+        &self,
+        q: &Query,
+        for_view: bool,
+    ) -> Result<(SessionContext, LogicalPlan)> {
+        let names = referenced_relations(q);
+        let state = if for_view {
+            &self.view_state
+        } else {
+            &self.batch_state
+        };
+        let ctx = self.snapshot_context(state, &names, for_view)?;
+        let stmt = DfStatement::Statement(Box::new(Statement::Query(Box::new(q.clone()))));
+        let plan = ctx.state().statement_to_plan(stmt).await?;
+        Ok((ctx, plan))
+    }
+
+    /// Run an ad-hoc query; results carry Postgres column names.
+    pub(crate) async fn run_query(&self, q: &Query) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        let (ctx, plan) = self.plan_query(q, false).await?;
+        let schema = postgres_schema(q, plan.schema().as_arrow());
+        let df = ctx.execute_logical_plan(plan).await?;
+        let batches = df.collect().await?;
+        let batches = batches
+            .into_iter()
+            .map(|b| {
+                RecordBatch::try_new(schema.clone(), b.columns().to_vec()).map_err(EddyError::from)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((schema, batches))
+    }
+
+    /// The result schema a query would have, without running it.
+    pub async fn describe_query(&self, q: &Query) -> Result<SchemaRef> {
+        let (_, plan) = self.plan_query(q, false).await?;
+        Ok(postgres_schema(q, plan.schema().as_arrow()))
+    }
+}
+
+/// Rename result columns as Postgres names them (`count`, not `count(*)`).
+pub(crate) fn postgres_schema(q: &Query, schema: &Schema) -> SchemaRef {
+    let names = postgres_column_names(q);
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let name = names
+                .as_ref()
+                .filter(|n| n.len() == schema.fields().len())
+                .and_then(|n| n[i].clone())
+                .unwrap_or_else(|| f.name().clone());
+            Field::new(name, f.data_type().clone(), true)
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+impl Database {
+    /// Types of `$n` parameters, as DataFusion infers them from context (a column they are
+    /// compared with or inserted into). `None` where no type can be inferred.
+    pub async fn parameter_types(&self, sql: &str) -> Result<Vec<Option<DataType>>> {
+        use crate::sql::EddyStatement;
+        let stmt = crate::sql::parse_statement(sql)?;
+        let ast = match stmt {
+            EddyStatement::Query(q) => Statement::Query(q),
+            EddyStatement::Insert(s) | EddyStatement::Update(s) | EddyStatement::Delete(s) => *s,
+            _ => return Ok(vec![]),
+        };
+        let mut names = BTreeSet::new();
+        let _ = visit_relations(&ast, |r| {
+            names.insert(object_name(r));
+            ControlFlow::<()>::Continue(())
+        });
+        let ctx = self.snapshot_context(&self.batch_state, &names, true)?;
+        let plan = match ctx
+            .state()
+            .statement_to_plan(DfStatement::Statement(Box::new(ast)))
+            .await
+        {
+            Ok(p) => p,
+            // The statement's own error is reported when it runs, with its parameters.
+            Err(_) => return Ok(vec![]),
+        };
+        let types = plan.get_parameter_types()?;
+        let mut ordered: Vec<(usize, Option<DataType>)> = types
+            .into_iter()
+            .filter_map(|(k, v)| {
+                k.trim_start_matches('$')
+                    .parse::<usize>()
+                    .ok()
+                    .map(|i| (i, v))
+            })
+            .collect();
+        ordered.sort_by_key(|(i, _)| *i);
+        let n = ordered.last().map(|(i, _)| *i).unwrap_or(0);
+        let mut out = vec![None; n];
+        for (i, t) in ordered {
+            out[i - 1] = t;
+        }
+        Ok(out)
+    }
+
+    /// The row description of a statement, without side effects. `None`: the statement
+    /// returns no rows. Without `params`, parameters stay placeholders.
+    pub async fn describe(
+        &self,
+        session: &super::Session,
+        sql: &str,
+        params: Option<&[String]>,
+    ) -> Result<Option<SchemaRef>> {
+        use crate::sql::EddyStatement;
+        let mut stmt = crate::sql::parse_statement(sql)?;
+        if let Some(p) = params {
+            super::params::bind(&mut stmt, p)?;
+        }
+        match stmt {
+            EddyStatement::Query(q) => Ok(Some(self.describe_query(&q).await?)),
+            EddyStatement::Show(what) => match self.show(session, &what)? {
+                super::Output::Rows { schema, .. } => Ok(Some(schema)),
+                _ => Ok(None),
+            },
+            EddyStatement::Describe(name) => match self.describe_relation(&name)? {
+                super::Output::Rows { schema, .. } => Ok(Some(schema)),
+                _ => Ok(None),
+            },
+            EddyStatement::ExplainRelation(_)
+            | EddyStatement::ExplainCreate(_)
+            | EddyStatement::ExplainQuery(_) => Ok(Some(Arc::new(Schema::new(vec![Field::new(
+                "QUERY PLAN",
+                DataType::Utf8,
+                true,
+            )])))),
+            _ => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,665 @@
+//! Aggregate: GROUP BY with COUNT, SUM, AVG, MIN, MAX and COUNT(DISTINCT), maintained under
+//! insertions and retractions.
+//!
+//! Takes deltas, keeps per-group state, emits deltas. For every group g touched by Δin:
+//! Δout = −old_row(g) + new_row(g), where old_row is what was last emitted for g (none if g
+//! was empty) and new_row is computed from the updated state (none if g is now empty; the
+//! group's state is then freed). Unchanged rows are not re-emitted.
+//!
+//! State per group: the row count (sum of weights) and one accumulator per aggregate.
+//! COUNT/SUM/AVG keep running sums, updated by weight, so retraction is exact for integers
+//! and decimals. MIN/MAX keep a value → count map ordered by the SQL order of the value
+//! (Arrow's row format is order-preserving), so removing the current extreme finds the next
+//! one. COUNT(DISTINCT) keeps a value → count map and counts its keys.
+//! Without GROUP BY there is exactly one group, which always has a row (COUNT = 0 on empty
+//! input), as in SQL.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanArray, Decimal128Array, Float64Array, Int64Array, RecordBatch,
+};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::row::{RowConverter, Rows};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::scalar::ScalarValue;
+
+use crate::dataflow::batch::{row_converter_for, ChangeBatch};
+use crate::dataflow::operator::Operator;
+use crate::error::{EddyError, Result};
+
+/// Which aggregate function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggKind {
+    Count,
+    CountDistinct,
+    Sum,
+    Avg,
+    Min,
+    Max,
+}
+
+/// One aggregate of the operator, resolved at plan time.
+pub struct AggSpec {
+    pub kind: AggKind,
+    pub arg: Arc<dyn PhysicalExpr>,
+    pub arg_type: DataType,
+    /// `agg(x) FILTER (WHERE cond)`.
+    pub filter: Option<Arc<dyn PhysicalExpr>>,
+    pub output_type: DataType,
+    pub display: String,
+}
+
+/// How a SUM/AVG accumulates: exactly for integers and decimals, in f64 for floats.
+#[derive(Debug, Clone, Copy)]
+enum SumDomain {
+    Int,
+    Float,
+    Decimal { scale: i8 },
+}
+
+impl SumDomain {
+    fn of(arg: &DataType) -> Result<Self> {
+        Ok(match arg {
+            t if t.is_integer() => SumDomain::Int,
+            DataType::Float16 | DataType::Float32 | DataType::Float64 => SumDomain::Float,
+            DataType::Decimal128(_, s) | DataType::Decimal256(_, s) => {
+                SumDomain::Decimal { scale: *s }
+            }
+            DataType::Null => SumDomain::Int,
+            other => {
+                return Err(EddyError::query(
+                    "42883",
+                    format!("SUM/AVG of a {other} value is not supported"),
+                ))
+            }
+        })
+    }
+
+    fn accumulation_type(&self) -> DataType {
+        match self {
+            SumDomain::Int => DataType::Int64,
+            SumDomain::Float => DataType::Float64,
+            SumDomain::Decimal { scale } => DataType::Decimal128(38, *scale),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Accumulator {
+    Count(i64),
+    Sum {
+        int: i128,
+        float: f64,
+        non_null: i64,
+    },
+    /// Value (row-encoded, order-preserving) → multiplicity. MIN/MAX.
+    Ordered(BTreeMap<Vec<u8>, i64>),
+    /// Value → multiplicity. COUNT(DISTINCT).
+    Distinct(HashMap<Vec<u8>, i64>),
+}
+
+struct GroupState {
+    key: Vec<ScalarValue>,
+    weight: i64,
+    accs: Vec<Accumulator>,
+    emitted: Option<Vec<ScalarValue>>,
+    touched: bool,
+}
+
+/// Per-batch evaluated input of one aggregate.
+struct AggInput {
+    /// For SUM/AVG: the argument cast to its accumulation type.
+    values: Option<ArrayRef>,
+    /// For MIN/MAX/COUNT(DISTINCT): the argument row-encoded.
+    rows: Option<Rows>,
+    nulls: ArrayRef,
+    filter: Option<BooleanArray>,
+}
+
+pub struct AggregateOp {
+    group_exprs: Vec<Arc<dyn PhysicalExpr>>,
+    aggs: Vec<AggSpec>,
+    domains: Vec<Option<SumDomain>>,
+    value_converters: Vec<Option<RowConverter>>,
+    key_converter: RowConverter,
+    schema: SchemaRef,
+    groups: HashMap<Vec<u8>, GroupState>,
+}
+
+impl AggregateOp {
+    /// `schema` is the output: group columns, then one column per aggregate.
+    pub fn try_new(
+        group_exprs: Vec<Arc<dyn PhysicalExpr>>,
+        group_types: Vec<DataType>,
+        aggs: Vec<AggSpec>,
+        schema: SchemaRef,
+    ) -> Result<Self> {
+        let mut domains = Vec::new();
+        let mut value_converters = Vec::new();
+        for a in &aggs {
+            match a.kind {
+                AggKind::Sum | AggKind::Avg => {
+                    domains.push(Some(SumDomain::of(&a.arg_type)?));
+                    value_converters.push(None);
+                }
+                AggKind::Min | AggKind::Max | AggKind::CountDistinct => {
+                    domains.push(None);
+                    value_converters.push(Some(row_converter_for(&[a.arg_type.clone()])?));
+                }
+                AggKind::Count => {
+                    domains.push(None);
+                    value_converters.push(None);
+                }
+            }
+        }
+        Ok(AggregateOp {
+            key_converter: row_converter_for(&group_types)?,
+            group_exprs,
+            aggs,
+            domains,
+            value_converters,
+            schema,
+            groups: HashMap::new(),
+        })
+    }
+
+    fn is_global(&self) -> bool {
+        self.group_exprs.is_empty()
+    }
+
+    fn new_accumulators(&self) -> Vec<Accumulator> {
+        self.aggs
+            .iter()
+            .map(|a| match a.kind {
+                AggKind::Count => Accumulator::Count(0),
+                AggKind::Sum | AggKind::Avg => Accumulator::Sum {
+                    int: 0,
+                    float: 0.0,
+                    non_null: 0,
+                },
+                AggKind::Min | AggKind::Max => Accumulator::Ordered(BTreeMap::new()),
+                AggKind::CountDistinct => Accumulator::Distinct(HashMap::new()),
+            })
+            .collect()
+    }
+
+    fn evaluate_inputs(&self, batch: &RecordBatch) -> Result<Vec<AggInput>> {
+        let n = batch.num_rows();
+        self.aggs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let arg = a.arg.evaluate(batch)?.into_array(n)?;
+                let filter = match &a.filter {
+                    Some(f) => {
+                        let m = f.evaluate(batch)?.into_array(n)?;
+                        let m = m
+                            .as_any()
+                            .downcast_ref::<BooleanArray>()
+                            .ok_or_else(|| EddyError::internal("FILTER is not boolean"))?
+                            .clone();
+                        Some(m)
+                    }
+                    None => None,
+                };
+                let values = match self.domains[i] {
+                    Some(d) => Some(cast(&arg, &d.accumulation_type())?),
+                    None => None,
+                };
+                let rows = match &self.value_converters[i] {
+                    Some(c) => Some(c.convert_columns(&[arg.clone()])?),
+                    None => None,
+                };
+                Ok(AggInput {
+                    values,
+                    rows,
+                    nulls: arg,
+                    filter,
+                })
+            })
+            .collect()
+    }
+
+    fn output_row(&self, g: &GroupState) -> Result<Vec<ScalarValue>> {
+        let mut row = g.key.clone();
+        for (i, (a, acc)) in self.aggs.iter().zip(&g.accs).enumerate() {
+            let v = match (a.kind, acc) {
+                (AggKind::Count, Accumulator::Count(n)) => ScalarValue::Int64(Some(*n)),
+                (AggKind::CountDistinct, Accumulator::Distinct(m)) => {
+                    ScalarValue::Int64(Some(m.len() as i64))
+                }
+                (
+                    AggKind::Sum,
+                    Accumulator::Sum {
+                        int,
+                        float,
+                        non_null,
+                    },
+                ) => {
+                    if *non_null == 0 {
+                        ScalarValue::try_from(&a.output_type)?
+                    } else {
+                        sum_value(self.domains[i], *int, *float, &a.output_type)?
+                    }
+                }
+                (
+                    AggKind::Avg,
+                    Accumulator::Sum {
+                        int,
+                        float,
+                        non_null,
+                    },
+                ) => {
+                    if *non_null == 0 {
+                        ScalarValue::try_from(&a.output_type)?
+                    } else {
+                        avg_value(self.domains[i], *int, *float, *non_null, &a.output_type)?
+                    }
+                }
+                (AggKind::Min, Accumulator::Ordered(m)) => {
+                    self.decode_value(i, m.keys().next(), &a.output_type)?
+                }
+                (AggKind::Max, Accumulator::Ordered(m)) => {
+                    self.decode_value(i, m.keys().next_back(), &a.output_type)?
+                }
+                _ => {
+                    return Err(EddyError::internal(
+                        "aggregate state does not match its kind",
+                    ))
+                }
+            };
+            let v = if v.data_type() == a.output_type {
+                v
+            } else {
+                v.cast_to(&a.output_type)?
+            };
+            row.push(v);
+        }
+        Ok(row)
+    }
+
+    fn decode_value(
+        &self,
+        i: usize,
+        bytes: Option<&Vec<u8>>,
+        ty: &DataType,
+    ) -> Result<ScalarValue> {
+        let Some(bytes) = bytes else {
+            return Ok(ScalarValue::try_from(ty)?);
+        };
+        let converter = self.value_converters[i]
+            .as_ref()
+            .ok_or_else(|| EddyError::internal("MIN/MAX without a value converter"))?;
+        let parser = converter.parser();
+        let arrays = converter.convert_rows([parser.parse(bytes)])?;
+        Ok(ScalarValue::try_from_array(&arrays[0], 0)?)
+    }
+
+    fn build_output(&self, rows: Vec<(i64, Vec<ScalarValue>)>) -> Result<ChangeBatch> {
+        if rows.is_empty() {
+            return Ok(ChangeBatch::empty(self.schema.clone()));
+        }
+        let ncols = self.schema.fields().len();
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(ncols);
+        for c in 0..ncols {
+            let values = rows.iter().map(|(_, r)| r[c].clone());
+            let array = ScalarValue::iter_to_array(values)?;
+            let target = self.schema.field(c).data_type();
+            let array = if array.data_type() == target {
+                array
+            } else {
+                cast(&array, target)?
+            };
+            columns.push(array);
+        }
+        let weights = Int64Array::from(rows.iter().map(|(w, _)| *w).collect::<Vec<_>>());
+        Ok(ChangeBatch::new(
+            RecordBatch::try_new(self.schema.clone(), columns)?,
+            weights,
+        ))
+    }
+}
+
+fn sum_value(
+    domain: Option<SumDomain>,
+    int: i128,
+    float: f64,
+    ty: &DataType,
+) -> Result<ScalarValue> {
+    Ok(match domain {
+        Some(SumDomain::Float) => ScalarValue::Float64(Some(float)),
+        Some(SumDomain::Decimal { scale }) => match ty {
+            DataType::Decimal128(p, s) => ScalarValue::Decimal128(Some(int), *p, *s),
+            _ => ScalarValue::Decimal128(Some(int), 38, scale),
+        },
+        _ => {
+            let v = i64::try_from(int).map_err(|_| EddyError::BadValue {
+                code: "22003",
+                message: "bigint out of range in SUM".into(),
+            })?;
+            ScalarValue::Int64(Some(v))
+        }
+    })
+}
+
+fn avg_value(
+    domain: Option<SumDomain>,
+    int: i128,
+    float: f64,
+    count: i64,
+    ty: &DataType,
+) -> Result<ScalarValue> {
+    Ok(match (domain, ty) {
+        (Some(SumDomain::Decimal { scale }), DataType::Decimal128(p, s)) => {
+            // Same arithmetic as DataFusion's DecimalAverager: rescale, then truncate.
+            let shift = (*s as i32 - scale as i32).max(0) as u32;
+            let scaled = int
+                .checked_mul(10i128.pow(shift))
+                .ok_or_else(|| EddyError::BadValue {
+                    code: "22003",
+                    message: "numeric overflow in AVG".into(),
+                })?;
+            ScalarValue::Decimal128(Some(scaled / count as i128), *p, *s)
+        }
+        (Some(SumDomain::Float), _) => ScalarValue::Float64(Some(float / count as f64)),
+        _ => ScalarValue::Float64(Some(int as f64 / count as f64)),
+    })
+}
+
+fn arg_at(values: &ArrayRef, domain: SumDomain, i: usize) -> (i128, f64) {
+    match domain {
+        SumDomain::Int => {
+            let a = values
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .expect("cast to Int64");
+            (a.value(i) as i128, 0.0)
+        }
+        SumDomain::Float => {
+            let a = values
+                .as_any()
+                .downcast_ref::<Float64Array>()
+                .expect("cast to Float64");
+            (0, a.value(i))
+        }
+        SumDomain::Decimal { .. } => {
+            let a = values
+                .as_any()
+                .downcast_ref::<Decimal128Array>()
+                .expect("cast to Decimal128");
+            (a.value(i), 0.0)
+        }
+    }
+}
+
+impl Operator for AggregateOp {
+    fn process(&mut self, _input: usize, batch: ChangeBatch) -> Result<ChangeBatch> {
+        let n = batch.len();
+        let keys: Vec<ArrayRef> = self
+            .group_exprs
+            .iter()
+            .map(|e| e.evaluate(&batch.data).and_then(|v| v.into_array(n)))
+            .collect::<datafusion::error::Result<_>>()?;
+        let key_rows = self.key_converter.convert_columns(&keys)?;
+        let inputs = self.evaluate_inputs(&batch.data)?;
+        let mut touched: Vec<Vec<u8>> = Vec::new();
+
+        if self.is_global() {
+            // The single group always exists, so empty input still yields its row.
+            let fresh = self.new_accumulators();
+            let g = self.groups.entry(Vec::new()).or_insert_with(|| GroupState {
+                key: vec![],
+                weight: 0,
+                accs: fresh,
+                emitted: None,
+                touched: false,
+            });
+            g.touched = true;
+            touched.push(Vec::new());
+        }
+
+        for i in 0..n {
+            let w = batch.weights.value(i);
+            let key = key_rows.row(i);
+            let g = match self.groups.get_mut(key.as_ref()) {
+                Some(g) => g,
+                None => {
+                    let key_values = keys
+                        .iter()
+                        .map(|k| ScalarValue::try_from_array(k, i))
+                        .collect::<datafusion::error::Result<Vec<_>>>()?;
+                    let accs = self.new_accumulators();
+                    self.groups
+                        .entry(key.as_ref().to_vec())
+                        .or_insert(GroupState {
+                            key: key_values,
+                            weight: 0,
+                            accs,
+                            emitted: None,
+                            touched: false,
+                        })
+                }
+            };
+            if !g.touched {
+                g.touched = true;
+                touched.push(key.as_ref().to_vec());
+            }
+            g.weight += w;
+            for (a, (acc, input)) in g.accs.iter_mut().zip(&inputs).enumerate() {
+                if input.nulls.is_null(i) {
+                    continue;
+                }
+                if let Some(f) = &input.filter {
+                    if !f.is_valid(i) || !f.value(i) {
+                        continue;
+                    }
+                }
+                match acc {
+                    Accumulator::Count(c) => *c += w,
+                    Accumulator::Sum {
+                        int,
+                        float,
+                        non_null,
+                    } => {
+                        let domain = self.domains[a].expect("SUM/AVG has a domain");
+                        let values = input.values.as_ref().expect("SUM/AVG has values");
+                        let (iv, fv) = arg_at(values, domain, i);
+                        *int += iv * w as i128;
+                        *float += fv * w as f64;
+                        *non_null += w;
+                    }
+                    Accumulator::Ordered(m) => {
+                        let v = input.rows.as_ref().expect("MIN/MAX has rows").row(i);
+                        bump(m, v.as_ref(), w);
+                    }
+                    Accumulator::Distinct(m) => {
+                        let v = input.rows.as_ref().expect("DISTINCT has rows").row(i);
+                        let e = m.entry(v.as_ref().to_vec()).or_insert(0);
+                        *e += w;
+                        if *e == 0 {
+                            m.remove(v.as_ref());
+                        }
+                    }
+                }
+            }
+        }
+
+        let global = self.is_global();
+        let mut out: Vec<(i64, Vec<ScalarValue>)> = Vec::new();
+        for key in touched {
+            let Some(g) = self.groups.get(&key) else {
+                continue;
+            };
+            if g.weight < 0 {
+                return Err(EddyError::internal(
+                    "aggregate group retracted below zero rows: input retracted a row it never inserted",
+                ));
+            }
+            let new_row = if g.weight > 0 || global {
+                Some(self.output_row(g)?)
+            } else {
+                None
+            };
+            let old_row = g.emitted.clone();
+            if new_row != old_row {
+                if let Some(old) = old_row {
+                    out.push((-1, old));
+                }
+                if let Some(new) = &new_row {
+                    out.push((1, new.clone()));
+                }
+            }
+            if new_row.is_none() {
+                self.groups.remove(&key);
+            } else if let Some(g) = self.groups.get_mut(&key) {
+                g.emitted = new_row;
+                g.touched = false;
+            }
+        }
+        self.build_output(out)
+    }
+
+    fn describe(&self) -> String {
+        let aggs: Vec<&str> = self.aggs.iter().map(|a| a.display.as_str()).collect();
+        let keys: Vec<String> = self.group_exprs.iter().map(|e| e.to_string()).collect();
+        format!(
+            "Aggregate: group by [{}], aggregates [{}]",
+            keys.join(", "),
+            aggs.join(", ")
+        )
+    }
+
+    fn state_rows(&self) -> usize {
+        self.groups.len()
+    }
+}
+
+fn bump(m: &mut BTreeMap<Vec<u8>, i64>, v: &[u8], w: i64) {
+    let e = m.entry(v.to_vec()).or_insert(0);
+    *e += w;
+    if *e == 0 {
+        m.remove(v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataflow::batch::tests_support::render;
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use datafusion::physical_expr::expressions::{col, lit};
+
+    fn input_schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, true),
+            Field::new("v", DataType::Int64, true),
+        ]))
+    }
+
+    fn op(kinds: &[AggKind], grouped: bool) -> AggregateOp {
+        let s = input_schema();
+        let mut fields = vec![];
+        let group_exprs = if grouped {
+            fields.push(Field::new("k", DataType::Utf8, true));
+            vec![col("k", &s).unwrap()]
+        } else {
+            vec![]
+        };
+        let aggs = kinds
+            .iter()
+            .map(|k| {
+                let output_type = match k {
+                    AggKind::Avg => DataType::Float64,
+                    _ => DataType::Int64,
+                };
+                fields.push(Field::new(format!("{k:?}"), output_type.clone(), true));
+                AggSpec {
+                    kind: *k,
+                    arg: if *k == AggKind::Count {
+                        lit(1i64)
+                    } else {
+                        col("v", &s).unwrap()
+                    },
+                    arg_type: DataType::Int64,
+                    filter: None,
+                    output_type,
+                    display: format!("{k:?}"),
+                }
+            })
+            .collect();
+        let group_types = if grouped {
+            vec![DataType::Utf8]
+        } else {
+            vec![]
+        };
+        AggregateOp::try_new(
+            group_exprs,
+            group_types,
+            aggs,
+            Arc::new(Schema::new(fields)),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn max_falls_back_to_next_value_when_extreme_is_retracted() {
+        let mut agg = op(&[AggKind::Max, AggKind::Min], true);
+        let out = agg
+            .process(0, crate::changes!(input_schema(); 1 => ["a", 5i64], 1 => ["a", 9i64], 1 => ["a", 1i64]))
+            .unwrap();
+        assert_eq!(render(&out), vec!["+1 a|9|1"]);
+        let out = agg
+            .process(0, crate::changes!(input_schema(); -1 => ["a", 9i64]))
+            .unwrap();
+        assert_eq!(render(&out), vec!["+1 a|5|1", "-1 a|9|1"]);
+    }
+
+    #[test]
+    fn group_disappears_and_state_is_freed_when_last_row_is_retracted() {
+        let mut agg = op(&[AggKind::Count, AggKind::Sum], true);
+        agg.process(
+            0,
+            crate::changes!(input_schema(); 1 => ["a", 2i64], 1 => ["b", 3i64]),
+        )
+        .unwrap();
+        let out = agg
+            .process(0, crate::changes!(input_schema(); -1 => ["a", 2i64]))
+            .unwrap();
+        assert_eq!(render(&out), vec!["-1 a|1|2"]);
+        assert_eq!(agg.state_rows(), 1);
+    }
+
+    #[test]
+    fn global_aggregate_has_a_row_on_empty_input() {
+        let mut agg = op(&[AggKind::Count, AggKind::Sum, AggKind::Avg], false);
+        let out = agg.process(0, ChangeBatch::empty(input_schema())).unwrap();
+        assert_eq!(render(&out), vec!["+1 0|NULL|NULL"]);
+        let out = agg
+            .process(
+                0,
+                crate::changes!(input_schema(); 1 => ["a", 4i64], 1 => ["a", 2i64]),
+            )
+            .unwrap();
+        assert_eq!(render(&out), vec!["+1 2|6|3", "-1 0|NULL|NULL"]);
+    }
+
+    #[test]
+    fn count_distinct_counts_values_with_positive_multiplicity() {
+        let mut agg = op(&[AggKind::CountDistinct], true);
+        let out = agg
+            .process(0, crate::changes!(input_schema(); 1 => ["a", 1i64], 1 => ["a", 1i64], 1 => ["a", 2i64]))
+            .unwrap();
+        assert_eq!(render(&out), vec!["+1 a|2"]);
+        let out = agg
+            .process(0, crate::changes!(input_schema(); -1 => ["a", 1i64]))
+            .unwrap();
+        assert!(out.is_empty(), "one copy of 1 is left: still 2 distinct");
+        let out = agg
+            .process(0, crate::changes!(input_schema(); -1 => ["a", 1i64]))
+            .unwrap();
+        assert_eq!(render(&out), vec!["+1 a|1", "-1 a|2"]);
+    }
+}

@@ -1,0 +1,6 @@
+//! The operators, one per file.
+
+pub mod aggregate;
+pub mod filter;
+pub mod project;
+pub mod union;

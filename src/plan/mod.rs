@@ -1,0 +1,368 @@
+//! Lowering: a DataFusion `LogicalPlan` (from DataFusion's SQL planner, analyzed but not
+//! optimized) becomes a [`Dataflow`] of incremental operators. This `match` is the one
+//! registry of operators: every plan node we can maintain incrementally is listed here, and
+//! anything else is refused with SQLSTATE 0A000 naming the construct.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::common::DFSchema;
+use datafusion::execution::context::ExecutionProps;
+use datafusion::logical_expr::{Distinct, Expr, LogicalPlan};
+use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
+
+use crate::dataflow::ops::aggregate::{AggKind, AggSpec, AggregateOp};
+use crate::dataflow::ops::filter::FilterOp;
+use crate::dataflow::ops::project::ProjectOp;
+use crate::dataflow::ops::union::UnionOp;
+use crate::dataflow::{Dataflow, Input, Node, Operator};
+use crate::error::{EddyError, Result};
+
+/// Builds a dataflow. `append_only(name)` says whether a source relation only grows.
+pub struct Lowering<'a> {
+    append_only: &'a dyn Fn(&str) -> bool,
+    sources: Vec<String>,
+    source_slots: HashMap<String, usize>,
+    nodes: Vec<Node>,
+    props: ExecutionProps,
+}
+
+struct Lowered {
+    input: Input,
+    append_only: bool,
+}
+
+/// All fields nullable: operators build batches from computed arrays, and nullability is
+/// not something a retraction-carrying dataflow can promise column by column.
+pub fn nullable(schema: &Schema) -> SchemaRef {
+    Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| Field::new(f.name(), f.data_type().clone(), true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+impl<'a> Lowering<'a> {
+    pub fn new(append_only: &'a dyn Fn(&str) -> bool) -> Self {
+        Lowering {
+            append_only,
+            sources: vec![],
+            source_slots: HashMap::new(),
+            nodes: vec![],
+            props: ExecutionProps::new(),
+        }
+    }
+
+    /// Lower `plan`; `output_schema` is the view's schema (its column names).
+    pub fn lower(mut self, plan: &LogicalPlan, output_schema: SchemaRef) -> Result<Dataflow> {
+        let out = self.lower_node(plan)?;
+        Ok(Dataflow {
+            sources: self.sources,
+            nodes: self.nodes,
+            output: out.input,
+            schema: output_schema,
+            append_only: out.append_only,
+        })
+    }
+
+    fn push(&mut self, op: Box<dyn Operator>, inputs: Vec<Input>, schema: SchemaRef) -> Input {
+        self.nodes.push(Node { op, inputs, schema });
+        Input::Node(self.nodes.len() - 1)
+    }
+
+    fn physical(&self, e: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
+        check_expr(e)?;
+        Ok(create_physical_expr(
+            e,
+            schema,
+            &self.props,
+            &Default::default(),
+        )?)
+    }
+
+    fn lower_node(&mut self, plan: &LogicalPlan) -> Result<Lowered> {
+        match plan {
+            LogicalPlan::TableScan(scan) => {
+                if scan.fetch.is_some() {
+                    return Err(EddyError::unsupported(
+                        "LIMIT in a continuous query is not supported",
+                    ));
+                }
+                let name = scan.table_name.table().to_string();
+                let append_only = (self.append_only)(&name);
+                let slot = match self.source_slots.get(&name) {
+                    Some(s) => *s,
+                    None => {
+                        self.sources.push(name.clone());
+                        self.source_slots
+                            .insert(name.clone(), self.sources.len() - 1);
+                        self.sources.len() - 1
+                    }
+                };
+                let full_schema = scan.source.schema();
+                let full =
+                    DFSchema::try_from_qualified_schema(scan.table_name.clone(), &full_schema)?;
+                let mut input = Input::Source(slot);
+                if !scan.filters.is_empty() {
+                    let predicate = scan
+                        .filters
+                        .iter()
+                        .cloned()
+                        .reduce(|a, b| a.and(b))
+                        .expect("non-empty filters");
+                    let p = self.physical(&predicate, &full)?;
+                    input = self.push(
+                        Box::new(FilterOp::new(p)),
+                        vec![input],
+                        nullable(&full_schema),
+                    );
+                }
+                if let Some(projection) = &scan.projection {
+                    let exprs = projection
+                        .iter()
+                        .map(|i| {
+                            let f = full_schema.field(*i);
+                            Arc::new(datafusion::physical_expr::expressions::Column::new(
+                                f.name(),
+                                *i,
+                            )) as Arc<dyn PhysicalExpr>
+                        })
+                        .collect();
+                    let schema = nullable(scan.projected_schema.as_arrow());
+                    input = self.push(
+                        Box::new(ProjectOp::new(exprs, schema.clone())),
+                        vec![input],
+                        schema,
+                    );
+                }
+                Ok(Lowered { input, append_only })
+            }
+            LogicalPlan::Projection(p) => {
+                let child = self.lower_node(&p.input)?;
+                let exprs = p
+                    .expr
+                    .iter()
+                    .map(|e| self.physical(e, p.input.schema()))
+                    .collect::<Result<Vec<_>>>()?;
+                let schema = nullable(p.schema.as_arrow());
+                let input = self.push(
+                    Box::new(ProjectOp::new(exprs, schema.clone())),
+                    vec![child.input],
+                    schema,
+                );
+                Ok(Lowered {
+                    input,
+                    append_only: child.append_only,
+                })
+            }
+            LogicalPlan::Filter(f) => {
+                let child = self.lower_node(&f.input)?;
+                let predicate = self.physical(&f.predicate, f.input.schema())?;
+                let schema = nullable(f.input.schema().as_arrow());
+                let input = self.push(
+                    Box::new(FilterOp::new(predicate)),
+                    vec![child.input],
+                    schema,
+                );
+                Ok(Lowered {
+                    input,
+                    append_only: child.append_only,
+                })
+            }
+            LogicalPlan::Aggregate(a) => {
+                let child = self.lower_node(&a.input)?;
+                let in_schema = a.input.schema();
+                let mut group_exprs = Vec::new();
+                let mut group_types = Vec::new();
+                for g in &a.group_expr {
+                    if matches!(g, Expr::GroupingSet(_)) {
+                        return Err(EddyError::unsupported(
+                            "GROUPING SETS, CUBE and ROLLUP in a continuous query are not supported",
+                        ));
+                    }
+                    let p = self.physical(g, in_schema)?;
+                    group_types.push(p.data_type(in_schema.as_arrow())?);
+                    group_exprs.push(p);
+                }
+                let out_schema = nullable(a.schema.as_arrow());
+                let mut aggs = Vec::new();
+                for (i, e) in a.aggr_expr.iter().enumerate() {
+                    let output_type = out_schema.field(a.group_expr.len() + i).data_type().clone();
+                    aggs.push(self.aggregate_spec(e, in_schema, output_type)?);
+                }
+                let op = AggregateOp::try_new(group_exprs, group_types, aggs, out_schema.clone())?;
+                let input = self.push(Box::new(op), vec![child.input], out_schema);
+                Ok(Lowered {
+                    input,
+                    append_only: false,
+                })
+            }
+            LogicalPlan::Distinct(Distinct::All(inner)) => {
+                let child = self.lower_node(inner)?;
+                let schema = inner.schema();
+                let arrow = schema.as_arrow();
+                let group_exprs: Vec<Arc<dyn PhysicalExpr>> = arrow
+                    .fields()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| {
+                        Arc::new(datafusion::physical_expr::expressions::Column::new(
+                            f.name(),
+                            i,
+                        )) as Arc<dyn PhysicalExpr>
+                    })
+                    .collect();
+                let group_types = arrow
+                    .fields()
+                    .iter()
+                    .map(|f| f.data_type().clone())
+                    .collect();
+                let out_schema = nullable(arrow);
+                let op =
+                    AggregateOp::try_new(group_exprs, group_types, vec![], out_schema.clone())?;
+                let input = self.push(Box::new(op), vec![child.input], out_schema);
+                Ok(Lowered {
+                    input,
+                    append_only: false,
+                })
+            }
+            LogicalPlan::Distinct(Distinct::On(_)) => Err(EddyError::unsupported(
+                "DISTINCT ON in a continuous query is not supported",
+            )),
+            LogicalPlan::Union(u) => {
+                let mut inputs = Vec::new();
+                let mut append_only = true;
+                for i in &u.inputs {
+                    let c = self.lower_node(i)?;
+                    append_only &= c.append_only;
+                    inputs.push(c.input);
+                }
+                let schema = nullable(u.schema.as_arrow());
+                let n = inputs.len();
+                let input = self.push(Box::new(UnionOp::new(schema.clone(), n)), inputs, schema);
+                Ok(Lowered { input, append_only })
+            }
+            LogicalPlan::SubqueryAlias(s) => self.lower_node(&s.input),
+            other => Err(EddyError::unsupported(unsupported_node(other))),
+        }
+    }
+
+    fn aggregate_spec(
+        &self,
+        e: &Expr,
+        in_schema: &DFSchema,
+        output_type: datafusion::arrow::datatypes::DataType,
+    ) -> Result<AggSpec> {
+        let (inner, display) = match e {
+            Expr::Alias(a) => (a.expr.as_ref(), a.name.clone()),
+            other => (other, other.schema_name().to_string()),
+        };
+        let Expr::AggregateFunction(f) = inner else {
+            return Err(EddyError::unsupported(format!(
+                "aggregate expression {inner} in a continuous query"
+            )));
+        };
+        let name = f.func.name().to_lowercase();
+        let params = &f.params;
+        if !params.order_by.is_empty() {
+            return Err(EddyError::unsupported(format!(
+                "{name}(... ORDER BY ...) in a continuous query"
+            )));
+        }
+        let kind = match (name.as_str(), params.distinct) {
+            ("count", false) => AggKind::Count,
+            ("count", true) => AggKind::CountDistinct,
+            ("sum", false) => AggKind::Sum,
+            ("avg" | "mean", false) => AggKind::Avg,
+            ("min", _) => AggKind::Min,
+            ("max", _) => AggKind::Max,
+            (n, true) => {
+                return Err(EddyError::unsupported(format!(
+                    "{}(DISTINCT ...) in a continuous query is not supported; supported: COUNT, SUM, AVG, MIN, MAX, COUNT(DISTINCT)",
+                    n.to_uppercase()
+                )))
+            }
+            (n, false) => {
+                return Err(EddyError::unsupported(format!(
+                    "aggregate function {}() in a continuous query is not supported yet; supported: COUNT, SUM, AVG, MIN, MAX, COUNT(DISTINCT)",
+                    n.to_uppercase()
+                )))
+            }
+        };
+        let arg = match params.args.as_slice() {
+            [] => datafusion::physical_expr::expressions::lit(1i64),
+            [a] => self.physical(a, in_schema)?,
+            _ => {
+                return Err(EddyError::unsupported(format!(
+                    "{}() with several arguments in a continuous query",
+                    name.to_uppercase()
+                )))
+            }
+        };
+        let arg_type = arg.data_type(in_schema.as_arrow())?;
+        let filter = match &params.filter {
+            Some(f) => Some(self.physical(f, in_schema)?),
+            None => None,
+        };
+        Ok(AggSpec {
+            kind,
+            arg,
+            arg_type,
+            filter,
+            output_type,
+            display,
+        })
+    }
+}
+
+/// Expressions inside operators must be scalar and deterministic: a subquery would need a
+/// join, and a volatile function would give a different answer on every recomputation.
+fn check_expr(e: &Expr) -> Result<()> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    let mut err = None;
+    e.apply(|x| {
+        let problem = match x {
+            Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_) => {
+                Some("subqueries in expressions (scalar, IN, EXISTS) in a continuous query are not supported yet".to_string())
+            }
+            Expr::WindowFunction(_) => {
+                Some("window functions (OVER) in a continuous query are not supported".to_string())
+            }
+            Expr::ScalarFunction(f) if f.func.signature().volatility == datafusion::logical_expr::Volatility::Volatile => {
+                Some(format!("volatile function {}() in a continuous query is not supported: its result would differ on every recomputation", f.func.name()))
+            }
+            Expr::Placeholder(_) => Some("parameters ($n) in a continuous query".to_string()),
+            _ => None,
+        };
+        match problem {
+            Some(p) => {
+                err = Some(p);
+                Ok(TreeNodeRecursion::Stop)
+            }
+            None => Ok(TreeNodeRecursion::Continue),
+        }
+    })?;
+    match err {
+        Some(m) => Err(EddyError::unsupported(m)),
+        None => Ok(()),
+    }
+}
+
+fn unsupported_node(plan: &LogicalPlan) -> String {
+    match plan {
+        LogicalPlan::Join(_) => "JOIN in a continuous query is not supported yet".into(),
+        LogicalPlan::Sort(_) => "ORDER BY in a continuous query is not supported: a view is an unordered set; ORDER BY when you SELECT from it".into(),
+        LogicalPlan::Limit(_) => "LIMIT/OFFSET in a continuous query is not supported".into(),
+        LogicalPlan::Window(_) => "window functions (OVER) in a continuous query are not supported".into(),
+        LogicalPlan::EmptyRelation(_) | LogicalPlan::Values(_) => {
+            "a continuous query must read from a stream, table or view (FROM ...)".into()
+        }
+        LogicalPlan::Unnest(_) => "UNNEST in a continuous query is not supported".into(),
+        LogicalPlan::RecursiveQuery(_) => "WITH RECURSIVE in a continuous query is not supported".into(),
+        LogicalPlan::Subquery(_) => "subqueries in expressions in a continuous query are not supported yet".into(),
+        other => format!("{} in a continuous query is not supported", other.display().to_string().split(':').next().unwrap_or("this plan node")),
+    }
+}

@@ -1,0 +1,580 @@
+//! Statement parser: our streaming DDL on top of sqlparser's PostgreSQL dialect.
+//!
+//! Recognised here (everything else is handed to sqlparser whole):
+//! - `CREATE STREAM name (cols) [WITH (...)]`, `CREATE STREAM name [WITH (...)] AS SELECT ...`
+//! - `CREATE TABLE name AS SELECT ... [EMIT CHANGES]` (ksqlDB: a continuously maintained table)
+//! - `CREATE [MATERIALIZED] VIEW name AS SELECT ...`
+//! - `DROP STREAM|TABLE|VIEW|MATERIALIZED VIEW [IF EXISTS] name, ... [CASCADE|RESTRICT]`
+//! - `SHOW STREAMS|TABLES|MATERIALIZED VIEWS|VIEWS|QUERIES`, `SHOW <setting>`
+//! - `DESCRIBE name`, `EXPLAIN name`, `EXPLAIN <query or CREATE ... AS>`
+//! - `SET`, `BEGIN`/`COMMIT`/`ROLLBACK` (sessions are autocommit)
+
+use datafusion::sql::sqlparser::ast::{
+    ColumnDef, ColumnOption, CreateTableOptions, Expr, ObjectName, Query, SqlOption, Statement,
+    TableConstraint,
+};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+
+use super::split::position_in_message;
+use crate::error::{EddyError, Result};
+
+/// What kind of relation a `CREATE ... AS SELECT` makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewKind {
+    /// `CREATE MATERIALIZED VIEW` / `CREATE VIEW`.
+    MaterializedView,
+    /// ksqlDB `CREATE TABLE ... AS SELECT`.
+    Table,
+    /// ksqlDB `CREATE STREAM ... AS SELECT`: must stay append-only.
+    Stream,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Emit {
+    Changes,
+    Final,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShowWhat {
+    Streams,
+    Tables,
+    MaterializedViews,
+    Queries,
+    Setting(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropKind {
+    Stream,
+    Table,
+    MaterializedView,
+    View,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionOp {
+    Begin,
+    Commit,
+    Rollback,
+}
+
+#[derive(Debug, Clone)]
+pub enum EddyStatement {
+    /// A base stream (append-only) or table (keyed, upsert when it has a primary key).
+    CreateSource {
+        name: String,
+        is_stream: bool,
+        columns: Vec<ColumnDef>,
+        constraints: Vec<TableConstraint>,
+        options: Vec<SqlOption>,
+        if_not_exists: bool,
+    },
+    CreateView {
+        name: String,
+        kind: ViewKind,
+        query: Box<Query>,
+        emit: Option<Emit>,
+        options: Vec<SqlOption>,
+        if_not_exists: bool,
+    },
+    Drop {
+        kind: DropKind,
+        names: Vec<String>,
+        if_exists: bool,
+        cascade: bool,
+    },
+    /// An ad-hoc query over a snapshot.
+    Query(Box<Query>),
+    Insert(Box<Statement>),
+    Update(Box<Statement>),
+    Delete(Box<Statement>),
+    Show(ShowWhat),
+    Describe(String),
+    /// `EXPLAIN name`: the dataflow of a view.
+    ExplainRelation(String),
+    /// `EXPLAIN CREATE ... AS SELECT`: the dataflow a view would get.
+    ExplainCreate(Box<EddyStatement>),
+    /// `EXPLAIN SELECT ...`: DataFusion's batch plan.
+    ExplainQuery(Box<Query>),
+    Set {
+        name: String,
+        value: String,
+    },
+    Transaction(TransactionOp),
+    /// Accepted and ignored: DISCARD, DEALLOCATE, RESET, CLOSE, LISTEN.
+    NoOp(&'static str),
+}
+
+/// Parse one statement (no trailing semicolon needed).
+pub fn parse_statement(sql: &str) -> Result<EddyStatement> {
+    parse_inner(sql).map_err(|e| match e {
+        EddyError::Syntax {
+            message,
+            position: None,
+        } => {
+            let position = position_in_message(sql, &message);
+            let message = strip_location(&message);
+            EddyError::Syntax { message, position }
+        }
+        other => other,
+    })
+}
+
+fn strip_location(m: &str) -> String {
+    match m.rfind(" at Line: ") {
+        Some(i) => m[..i].to_string(),
+        None => m.to_string(),
+    }
+}
+
+fn words(sql: &str) -> Result<Vec<String>> {
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql)
+        .tokenize()
+        .map_err(|e| EddyError::syntax(format!("syntax error: {e}")))?;
+    Ok(tokens
+        .into_iter()
+        .filter(|t| !matches!(t, Token::Whitespace(_)))
+        .take(4)
+        .map(|t| match t {
+            Token::Word(w) if w.quote_style.is_none() => w.value.to_uppercase(),
+            other => other.to_string(),
+        })
+        .collect())
+}
+
+fn parse_inner(sql: &str) -> Result<EddyStatement> {
+    let head = words(sql)?;
+    let w = |i: usize| head.get(i).map(String::as_str).unwrap_or("");
+    let (body, emit) = strip_emit(sql)?;
+    match (w(0), w(1), w(2)) {
+        ("CREATE", "STREAM", _) | ("CREATE", "OR", "REPLACE")
+            if w(1) == "STREAM" || w(3) == "STREAM" =>
+        {
+            parse_create_stream(&body, emit)
+        }
+        ("CREATE", "SOURCE", _) => parse_create_stream(&body.replacen("SOURCE", "STREAM", 1), emit),
+        ("DROP", "STREAM", _) => parse_drop(sql, DropKind::Stream),
+        ("DROP", "TABLE", _) => parse_drop(sql, DropKind::Table),
+        ("DROP", "VIEW", _) => parse_drop(sql, DropKind::View),
+        ("DROP", "MATERIALIZED", "VIEW") => parse_drop(sql, DropKind::MaterializedView),
+        ("SHOW", "STREAMS", _) => Ok(EddyStatement::Show(ShowWhat::Streams)),
+        ("SHOW", "TABLES", _) => Ok(EddyStatement::Show(ShowWhat::Tables)),
+        ("SHOW", "MATERIALIZED", "VIEWS") | ("SHOW", "VIEWS", _) => {
+            Ok(EddyStatement::Show(ShowWhat::MaterializedViews))
+        }
+        ("SHOW", "QUERIES", _) => Ok(EddyStatement::Show(ShowWhat::Queries)),
+        ("SHOW", _, _) => {
+            let name = sql.trim().trim_end_matches(';')[4..].trim().to_lowercase();
+            Ok(EddyStatement::Show(ShowWhat::Setting(name)))
+        }
+        ("DESCRIBE", _, _) | ("DESC", _, _) => {
+            let mut p = Parser::new(&PostgreSqlDialect {}).try_with_sql(sql)?;
+            p.next_token();
+            let _ = p.parse_keyword(Keyword::EXTENDED);
+            let name = p.parse_object_name(false)?;
+            expect_end(&mut p)?;
+            Ok(EddyStatement::Describe(object_name(&name)))
+        }
+        ("EXPLAIN", _, _) => parse_explain(sql),
+        ("SET", _, _) => parse_set(sql),
+        ("BEGIN", _, _) | ("START", "TRANSACTION", _) => {
+            Ok(EddyStatement::Transaction(TransactionOp::Begin))
+        }
+        ("COMMIT", _, _) | ("END", _, _) => Ok(EddyStatement::Transaction(TransactionOp::Commit)),
+        ("ROLLBACK", _, _) | ("ABORT", _, _) => {
+            Ok(EddyStatement::Transaction(TransactionOp::Rollback))
+        }
+        ("DISCARD", _, _) => Ok(EddyStatement::NoOp("DISCARD ALL")),
+        ("DEALLOCATE", _, _) => Ok(EddyStatement::NoOp("DEALLOCATE")),
+        ("RESET", _, _) => Ok(EddyStatement::NoOp("RESET")),
+        _ => parse_with_sqlparser(&body, emit),
+    }
+}
+
+/// Remove a trailing `EMIT CHANGES` / `EMIT FINAL` (ksqlDB), returning the rest.
+fn strip_emit(sql: &str) -> Result<(String, Option<Emit>)> {
+    let trimmed = sql.trim_end().trim_end_matches(';').trim_end();
+    let upper = trimmed.to_uppercase();
+    for (suffix, emit) in [("CHANGES", Emit::Changes), ("FINAL", Emit::Final)] {
+        if upper.ends_with(suffix) {
+            let before = trimmed[..trimmed.len() - suffix.len()].trim_end();
+            if before.to_uppercase().ends_with("EMIT") {
+                let rest = before[..before.len() - 4].to_string();
+                return Ok((rest, Some(emit)));
+            }
+        }
+    }
+    Ok((sql.to_string(), None))
+}
+
+fn parse_create_stream(sql: &str, emit: Option<Emit>) -> Result<EddyStatement> {
+    let mut p = Parser::new(&PostgreSqlDialect {}).try_with_sql(sql)?;
+    p.expect_keyword(Keyword::CREATE)?;
+    let _ = p.parse_keywords(&[Keyword::OR, Keyword::REPLACE]);
+    p.next_token(); // STREAM
+    let if_not_exists = p.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+    let name = object_name(&p.parse_object_name(false)?);
+    let (columns, constraints) = p.parse_columns()?;
+    let options = if p.parse_keyword(Keyword::WITH) {
+        p.prev_token();
+        p.parse_options(Keyword::WITH)?
+    } else {
+        vec![]
+    };
+    if p.parse_keyword(Keyword::AS) {
+        if !columns.is_empty() {
+            return Err(EddyError::syntax(
+                "syntax error: CREATE STREAM ... AS SELECT takes its columns from the query; remove the column list",
+            ));
+        }
+        let query = p.parse_query()?;
+        expect_end(&mut p)?;
+        return Ok(EddyStatement::CreateView {
+            name,
+            kind: ViewKind::Stream,
+            query,
+            emit,
+            options,
+            if_not_exists,
+        });
+    }
+    expect_end(&mut p)?;
+    if columns.is_empty() {
+        return Err(EddyError::syntax(format!(
+            "syntax error: CREATE STREAM {name} needs a column list, e.g. CREATE STREAM {name} (id INT, ts TIMESTAMP)"
+        )));
+    }
+    if emit.is_some() {
+        return Err(EddyError::syntax(
+            "syntax error: EMIT applies to CREATE ... AS SELECT only",
+        ));
+    }
+    Ok(EddyStatement::CreateSource {
+        name,
+        is_stream: true,
+        columns,
+        constraints,
+        options,
+        if_not_exists,
+    })
+}
+
+fn parse_drop(sql: &str, kind: DropKind) -> Result<EddyStatement> {
+    let mut p = Parser::new(&PostgreSqlDialect {}).try_with_sql(sql)?;
+    p.expect_keyword(Keyword::DROP)?;
+    match kind {
+        DropKind::MaterializedView => {
+            p.next_token();
+            p.next_token();
+        }
+        _ => {
+            p.next_token();
+        }
+    }
+    let if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+    let names = p.parse_comma_separated(|p| p.parse_object_name(false))?;
+    let cascade = p.parse_keyword(Keyword::CASCADE);
+    if !cascade {
+        let _ = p.parse_keyword(Keyword::RESTRICT);
+    }
+    // ksqlDB's DELETE TOPIC: nothing to delete for embedded relations.
+    if p.parse_keyword(Keyword::DELETE) {
+        let t = p.next_token();
+        if !matches!(&t.token, Token::Word(w) if w.value.eq_ignore_ascii_case("TOPIC")) {
+            return Err(EddyError::syntax(
+                "syntax error: expected TOPIC after DELETE",
+            ));
+        }
+    }
+    expect_end(&mut p)?;
+    Ok(EddyStatement::Drop {
+        kind,
+        names: names.iter().map(object_name).collect(),
+        if_exists,
+        cascade,
+    })
+}
+
+fn parse_explain(sql: &str) -> Result<EddyStatement> {
+    let rest = sql.trim_start()[7..].trim_start();
+    let mut p = Parser::new(&PostgreSqlDialect {}).try_with_sql(rest)?;
+    // `EXPLAIN name`: a single (possibly qualified) identifier.
+    if let Ok(name) = p.parse_object_name(false) {
+        if matches!(p.peek_token().token, Token::EOF | Token::SemiColon) {
+            return Ok(EddyStatement::ExplainRelation(object_name(&name)));
+        }
+    }
+    match parse_inner(rest)? {
+        EddyStatement::Query(q) => Ok(EddyStatement::ExplainQuery(q)),
+        s @ EddyStatement::CreateView { .. } => Ok(EddyStatement::ExplainCreate(Box::new(s))),
+        _ => Err(EddyError::unsupported(
+            "EXPLAIN supports a relation name, a SELECT, or a CREATE ... AS SELECT",
+        )),
+    }
+}
+
+fn parse_set(sql: &str) -> Result<EddyStatement> {
+    let body = sql.trim().trim_end_matches(';')[3..].trim();
+    let lower = body.to_lowercase();
+    let body = if lower.starts_with("session ") && !lower.starts_with("session characteristics") {
+        &body[8..]
+    } else if lower.starts_with("local ") {
+        &body[6..]
+    } else {
+        body
+    };
+    let (name, value) = if let Some((n, v)) = body.split_once('=') {
+        (n.trim().to_string(), v.trim().to_string())
+    } else if let Some(i) = body.to_lowercase().find(" to ") {
+        (
+            body[..i].trim().to_string(),
+            body[i + 4..].trim().to_string(),
+        )
+    } else {
+        // `SET TIME ZONE 'UTC'`, `SET SESSION CHARACTERISTICS AS ...`, `SET NAMES ...`
+        let lower = body.to_lowercase();
+        if let Some(v) = lower.strip_prefix("time zone ") {
+            (
+                "timezone".to_string(),
+                body[body.len() - v.len()..].trim().to_string(),
+            )
+        } else {
+            (body.to_string(), String::new())
+        }
+    };
+    let value = value.trim_matches('\'').trim_matches('"').to_string();
+    Ok(EddyStatement::Set {
+        name: name.to_lowercase(),
+        value,
+    })
+}
+
+fn parse_with_sqlparser(sql: &str, emit: Option<Emit>) -> Result<EddyStatement> {
+    let mut p = Parser::new(&PostgreSqlDialect {}).try_with_sql(sql)?;
+    let stmt = p.parse_statement()?;
+    expect_end(&mut p)?;
+    match stmt {
+        Statement::Query(q) => {
+            if emit.is_some() {
+                return Err(EddyError::unsupported(
+                    "push queries (SELECT ... EMIT CHANGES) are not supported yet; create a view and SELECT from it",
+                ));
+            }
+            Ok(EddyStatement::Query(q))
+        }
+        Statement::CreateTable(ct) => {
+            let name = object_name(&ct.name);
+            let options = match &ct.table_options {
+                CreateTableOptions::With(o)
+                | CreateTableOptions::Options(o)
+                | CreateTableOptions::Plain(o) => o.clone(),
+                _ => vec![],
+            };
+            if let Some(query) = ct.query {
+                if !ct.columns.is_empty() {
+                    return Err(EddyError::syntax(
+                        "syntax error: CREATE TABLE ... AS SELECT takes its columns from the query; remove the column list",
+                    ));
+                }
+                return Ok(EddyStatement::CreateView {
+                    name,
+                    kind: ViewKind::Table,
+                    query,
+                    emit,
+                    options,
+                    if_not_exists: ct.if_not_exists,
+                });
+            }
+            if emit.is_some() {
+                return Err(EddyError::syntax(
+                    "syntax error: EMIT applies to CREATE ... AS SELECT only",
+                ));
+            }
+            if ct.columns.is_empty() {
+                return Err(EddyError::syntax(format!(
+                    "syntax error: CREATE TABLE {name} needs a column list"
+                )));
+            }
+            Ok(EddyStatement::CreateSource {
+                name,
+                is_stream: false,
+                columns: ct.columns,
+                constraints: ct.constraints,
+                options,
+                if_not_exists: ct.if_not_exists,
+            })
+        }
+        Statement::CreateView(v) => {
+            if v.or_replace {
+                return Err(EddyError::unsupported("CREATE OR REPLACE VIEW"));
+            }
+            let options = match &v.options {
+                CreateTableOptions::With(o) => o.clone(),
+                _ => vec![],
+            };
+            Ok(EddyStatement::CreateView {
+                name: object_name(&v.name),
+                kind: ViewKind::MaterializedView,
+                query: v.query,
+                emit,
+                options,
+                if_not_exists: v.if_not_exists,
+            })
+        }
+        s @ Statement::Insert(_) => Ok(EddyStatement::Insert(Box::new(s))),
+        s @ Statement::Update(_) => Ok(EddyStatement::Update(Box::new(s))),
+        s @ Statement::Delete(_) => Ok(EddyStatement::Delete(Box::new(s))),
+        Statement::Close { .. } => Ok(EddyStatement::NoOp("CLOSE CURSOR")),
+        other => Err(EddyError::unsupported(format!(
+            "statement not supported: {}",
+            other
+                .to_string()
+                .split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        ))),
+    }
+}
+
+fn expect_end(p: &mut Parser) -> Result<()> {
+    let _ = p.consume_token(&Token::SemiColon);
+    let t = p.peek_token();
+    if t.token != Token::EOF {
+        return Err(EddyError::from(ParserError::ParserError(format!(
+            "unexpected {} at Line: {}, Column: {}",
+            t.token, t.span.start.line, t.span.start.column
+        ))));
+    }
+    Ok(())
+}
+
+/// Relation names are case-insensitive unless quoted, and live in one schema: `public.x`
+/// and `x` are the same relation.
+pub fn object_name(name: &ObjectName) -> String {
+    let last = name.0.last().and_then(|p| p.as_ident());
+    match last {
+        Some(i) if i.quote_style.is_some() => i.value.clone(),
+        Some(i) => i.value.to_lowercase(),
+        None => name.to_string().to_lowercase(),
+    }
+}
+
+/// Primary key column names, from `PRIMARY KEY` on a column or a table constraint.
+pub fn primary_key(columns: &[ColumnDef], constraints: &[TableConstraint]) -> Vec<String> {
+    let mut key = Vec::new();
+    for c in columns {
+        if c.options
+            .iter()
+            .any(|o| matches!(o.option, ColumnOption::PrimaryKey(_)))
+        {
+            key.push(ident_name(&c.name));
+        }
+    }
+    for t in constraints {
+        if let TableConstraint::PrimaryKey(pk) = t {
+            for col in &pk.columns {
+                key.push(match &col.column.expr {
+                    Expr::Identifier(i) => ident_name(i),
+                    other => other.to_string().to_lowercase(),
+                });
+            }
+        }
+    }
+    key
+}
+
+pub fn ident_name(i: &datafusion::sql::sqlparser::ast::Ident) -> String {
+    if i.quote_style.is_some() {
+        i.value.clone()
+    } else {
+        i.value.to_lowercase()
+    }
+}
+
+/// `NOT NULL` on a column.
+pub fn is_not_null(c: &ColumnDef) -> bool {
+    c.options
+        .iter()
+        .any(|o| matches!(o.option, ColumnOption::NotNull))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_stream_with_columns_and_options() {
+        let s = parse_statement("CREATE STREAM pv (user_id INT, page TEXT) WITH (KAFKA_TOPIC='pv', VALUE_FORMAT='JSON')").unwrap();
+        match s {
+            EddyStatement::CreateSource {
+                name,
+                is_stream,
+                columns,
+                options,
+                ..
+            } => {
+                assert_eq!(name, "pv");
+                assert!(is_stream);
+                assert_eq!(columns.len(), 2);
+                assert_eq!(options.len(), 2);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn ksql_ctas_with_emit_changes() {
+        let s = parse_statement("CREATE TABLE r AS SELECT region, count(*) AS n FROM users GROUP BY region EMIT CHANGES").unwrap();
+        assert!(matches!(
+            s,
+            EddyStatement::CreateView {
+                kind: ViewKind::Table,
+                emit: Some(Emit::Changes),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn table_primary_key_from_column_or_constraint() {
+        for sql in [
+            "CREATE TABLE u (id INT PRIMARY KEY, name TEXT)",
+            "CREATE TABLE u (id INT, name TEXT, PRIMARY KEY (id))",
+        ] {
+            match parse_statement(sql).unwrap() {
+                EddyStatement::CreateSource {
+                    columns,
+                    constraints,
+                    is_stream: false,
+                    ..
+                } => {
+                    assert_eq!(primary_key(&columns, &constraints), vec!["id".to_string()]);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn syntax_error_has_position() {
+        let e = parse_statement("SELECT * FROM t WHERE").unwrap_err();
+        assert_eq!(e.sqlstate(), "42601");
+        assert!(e.position().is_some(), "{e:?}");
+    }
+
+    #[test]
+    fn explain_relation_and_query() {
+        assert!(
+            matches!(parse_statement("EXPLAIN per_page").unwrap(), EddyStatement::ExplainRelation(n) if n == "per_page")
+        );
+        assert!(matches!(
+            parse_statement("EXPLAIN SELECT 1").unwrap(),
+            EddyStatement::ExplainQuery(_)
+        ));
+    }
+}

@@ -1,0 +1,104 @@
+//! Log entry encoding: a tag byte, then either UTF-8 SQL or a relation name and an Arrow
+//! IPC stream whose last column holds the weights.
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Int64Array, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::ipc::reader::StreamReader;
+use datafusion::arrow::ipc::writer::StreamWriter;
+
+use crate::dataflow::batch::ChangeBatch;
+use crate::error::{EddyError, Result};
+
+const TAG_DDL: u8 = 1;
+const TAG_CHANGES: u8 = 2;
+const WEIGHT_COLUMN: &str = "__eddy_weight";
+
+#[derive(Debug, Clone)]
+pub enum LogEntry {
+    /// A catalog change, as the statement text that made it.
+    Ddl(String),
+    /// A delta accepted into a base relation.
+    Changes {
+        relation: String,
+        batch: ChangeBatch,
+    },
+}
+
+impl LogEntry {
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        match self {
+            LogEntry::Ddl(sql) => {
+                let mut out = vec![TAG_DDL];
+                out.extend_from_slice(sql.as_bytes());
+                Ok(out)
+            }
+            LogEntry::Changes { relation, batch } => {
+                let mut out = vec![TAG_CHANGES];
+                let name = relation.as_bytes();
+                out.extend_from_slice(&(name.len() as u32).to_be_bytes());
+                out.extend_from_slice(name);
+                let data = &batch.data;
+                let mut fields: Vec<Field> = data
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.as_ref().clone())
+                    .collect();
+                fields.push(Field::new(WEIGHT_COLUMN, DataType::Int64, false));
+                let schema = Arc::new(Schema::new(fields));
+                let mut columns = data.columns().to_vec();
+                columns.push(Arc::new(batch.weights.clone()));
+                let with_weights = RecordBatch::try_new(schema.clone(), columns)?;
+                let mut w = StreamWriter::try_new(&mut out, &schema)?;
+                w.write(&with_weights)?;
+                w.finish()?;
+                drop(w);
+                Ok(out)
+            }
+        }
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self> {
+        let corrupt = || EddyError::Storage("corrupt log entry".into());
+        match bytes.first() {
+            Some(&TAG_DDL) => Ok(LogEntry::Ddl(
+                String::from_utf8(bytes[1..].to_vec()).map_err(|_| corrupt())?,
+            )),
+            Some(&TAG_CHANGES) => {
+                let len = u32::from_be_bytes(
+                    bytes
+                        .get(1..5)
+                        .ok_or_else(corrupt)?
+                        .try_into()
+                        .map_err(|_| corrupt())?,
+                ) as usize;
+                let name = bytes.get(5..5 + len).ok_or_else(corrupt)?;
+                let relation = String::from_utf8(name.to_vec()).map_err(|_| corrupt())?;
+                let reader = StreamReader::try_new(Cursor::new(&bytes[5 + len..]), None)?;
+                let mut batches = Vec::new();
+                for b in reader {
+                    batches.push(b?);
+                }
+                let b = batches.pop().ok_or_else(corrupt)?;
+                let n = b.num_columns();
+                let weights = b
+                    .column(n - 1)
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .ok_or_else(corrupt)?
+                    .clone();
+                let mut schema = b.schema().as_ref().clone();
+                schema = Schema::new(schema.fields()[..n - 1].to_vec());
+                let data = RecordBatch::try_new(Arc::new(schema), b.columns()[..n - 1].to_vec())?;
+                Ok(LogEntry::Changes {
+                    relation,
+                    batch: ChangeBatch::new(data, weights),
+                })
+            }
+            _ => Err(corrupt()),
+        }
+    }
+}

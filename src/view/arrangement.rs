@@ -1,0 +1,352 @@
+//! Arrangements: the current contents of a relation, kept as rows in Arrow's row format.
+//!
+//! - [`Storage::Log`]: append-only streams keep their batches as they came (no per-row work).
+//! - [`Storage::Multiset`]: a row → multiplicity map; applying a delta adds weights.
+//! - [`Storage::Keyed`]: a table with a primary key; one row per key.
+//!
+//! Invariant: a snapshot equals the sum of all deltas applied so far (multiplicities never
+//! negative). Snapshots are cached until the next change, so repeated SELECTs are cheap.
+
+use std::collections::HashMap;
+
+use datafusion::arrow::array::{Array, RecordBatch, UInt32Array};
+use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::row::RowConverter;
+
+use crate::dataflow::batch::{row_converter, take_columns, ChangeBatch};
+use crate::error::{EddyError, Result};
+
+pub struct Arrangement {
+    schema: SchemaRef,
+    converter: RowConverter,
+    rows: HashMap<Vec<u8>, i64>,
+    cached: Option<RecordBatch>,
+}
+
+impl Arrangement {
+    pub fn try_new(schema: SchemaRef) -> Result<Self> {
+        Ok(Arrangement {
+            converter: row_converter(&schema)?,
+            schema,
+            rows: HashMap::new(),
+            cached: None,
+        })
+    }
+
+    pub fn apply(&mut self, delta: &ChangeBatch) -> Result<()> {
+        if delta.is_empty() {
+            return Ok(());
+        }
+        let rows = self.converter.convert_columns(delta.data.columns())?;
+        for (i, w) in delta.weights.values().iter().enumerate() {
+            let key = rows.row(i);
+            match self.rows.get_mut(key.as_ref()) {
+                Some(c) => {
+                    *c += w;
+                    if *c == 0 {
+                        self.rows.remove(key.as_ref());
+                    } else if *c < 0 {
+                        return Err(EddyError::internal(
+                            "arrangement multiplicity went negative",
+                        ));
+                    }
+                }
+                None if *w > 0 => {
+                    self.rows.insert(key.as_ref().to_vec(), *w);
+                }
+                None if *w == 0 => {}
+                None => {
+                    return Err(EddyError::internal(
+                        "retracted a row that is not in the arrangement",
+                    ))
+                }
+            }
+        }
+        self.cached = None;
+        Ok(())
+    }
+
+    pub fn snapshot(&mut self) -> Result<RecordBatch> {
+        if let Some(b) = &self.cached {
+            return Ok(b.clone());
+        }
+        let parser = self.converter.parser();
+        let mut rows = Vec::with_capacity(self.rows.len());
+        for (bytes, count) in &self.rows {
+            for _ in 0..*count {
+                rows.push(parser.parse(bytes));
+            }
+        }
+        let columns = self.converter.convert_rows(rows)?;
+        let batch = if columns.is_empty() {
+            RecordBatch::new_empty(self.schema.clone())
+        } else {
+            RecordBatch::try_new(self.schema.clone(), columns)?
+        };
+        self.cached = Some(batch.clone());
+        Ok(batch)
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.values().map(|c| *c as usize).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    pub fn approx_bytes(&self) -> usize {
+        self.rows.keys().map(|k| k.len() + 16).sum()
+    }
+}
+
+/// A table with a primary key: at most one row per key.
+pub struct KeyedArrangement {
+    schema: SchemaRef,
+    key_columns: Vec<usize>,
+    converter: RowConverter,
+    key_converter: RowConverter,
+    by_key: HashMap<Vec<u8>, Vec<u8>>,
+    cached: Option<RecordBatch>,
+}
+
+impl KeyedArrangement {
+    pub fn try_new(schema: SchemaRef, key_columns: Vec<usize>) -> Result<Self> {
+        let key_schema = std::sync::Arc::new(schema.project(&key_columns)?);
+        Ok(KeyedArrangement {
+            converter: row_converter(&schema)?,
+            key_converter: row_converter(&key_schema)?,
+            schema,
+            key_columns,
+            by_key: HashMap::new(),
+            cached: None,
+        })
+    }
+
+    fn keys(&self, batch: &RecordBatch) -> Result<datafusion::arrow::row::Rows> {
+        let cols: Vec<_> = self
+            .key_columns
+            .iter()
+            .map(|i| batch.column(*i).clone())
+            .collect();
+        Ok(self.key_converter.convert_columns(&cols)?)
+    }
+
+    /// The delta that upserts `rows`: for each key, −old (if any and different), +new.
+    /// Within `rows`, the last row for a key wins.
+    pub fn upsert_delta(&self, rows: &RecordBatch) -> Result<ChangeBatch> {
+        for &k in &self.key_columns {
+            if rows.column(k).null_count() > 0 {
+                return Err(EddyError::BadValue {
+                    code: "23502",
+                    message: format!(
+                        "null value in column \"{}\" violates not-null constraint of the primary key",
+                        self.schema.field(k).name()
+                    ),
+                });
+            }
+        }
+        let keys = self.keys(rows)?;
+        let full = self.converter.convert_columns(rows.columns())?;
+        let mut last: HashMap<&[u8], usize> = HashMap::new();
+        for i in 0..rows.num_rows() {
+            last.insert(keys.row(i).data(), i);
+        }
+        let mut winners: Vec<usize> = last.into_values().collect();
+        winners.sort_unstable();
+        let mut retract = Vec::new();
+        let mut insert: Vec<u32> = Vec::new();
+        let parser = self.converter.parser();
+        for i in winners {
+            let new_row = full.row(i);
+            match self.by_key.get(keys.row(i).data()) {
+                Some(old) if old.as_slice() == new_row.data() => {}
+                Some(old) => {
+                    retract.push(parser.parse(old));
+                    insert.push(i as u32);
+                }
+                None => insert.push(i as u32),
+            }
+        }
+        let old = self.rows_to_batch(retract)?;
+        let new = RecordBatch::try_new(
+            self.schema.clone(),
+            take_columns(rows.columns(), &UInt32Array::from(insert))?,
+        )?;
+        ChangeBatch::concat(
+            &self.schema,
+            &[ChangeBatch::retractions(old), ChangeBatch::inserts(new)],
+        )
+    }
+
+    fn rows_to_batch(&self, rows: Vec<datafusion::arrow::row::Row<'_>>) -> Result<RecordBatch> {
+        if rows.is_empty() {
+            return Ok(RecordBatch::new_empty(self.schema.clone()));
+        }
+        Ok(RecordBatch::try_new(
+            self.schema.clone(),
+            self.converter.convert_rows(rows)?,
+        )?)
+    }
+
+    /// Apply a delta: retractions first, then insertions, so −old,+new of one key works in
+    /// either order. Two live rows for one key are a primary key violation. Validated
+    /// before anything changes, so a failed apply leaves the table as it was.
+    pub fn apply(&mut self, delta: &ChangeBatch) -> Result<()> {
+        if delta.is_empty() {
+            return Ok(());
+        }
+        let keys = self.keys(&delta.data)?;
+        let full = self.converter.convert_columns(delta.data.columns())?;
+        let w = delta.weights.values();
+        let mut removed: std::collections::HashSet<&[u8]> = Default::default();
+        let mut added: std::collections::HashSet<&[u8]> = Default::default();
+        for i in 0..delta.len() {
+            if w[i] < 0 {
+                let k = keys.row(i).data();
+                if w[i] < -1 || !self.by_key.contains_key(k) || !removed.insert(k) {
+                    return Err(EddyError::internal(
+                        "retracted a key that is not in the table",
+                    ));
+                }
+            }
+        }
+        for i in 0..delta.len() {
+            if w[i] > 0 {
+                let k = keys.row(i).data();
+                let live = self.by_key.contains_key(k) && !removed.contains(k);
+                if w[i] > 1 || live || !added.insert(k) {
+                    return Err(EddyError::BadValue {
+                        code: "23505",
+                        message: "duplicate key value violates the primary key".into(),
+                    });
+                }
+            }
+        }
+        for i in 0..delta.len() {
+            if w[i] < 0 {
+                self.by_key.remove(keys.row(i).data());
+            }
+        }
+        for i in 0..delta.len() {
+            if w[i] > 0 {
+                self.by_key
+                    .insert(keys.row(i).data().to_vec(), full.row(i).data().to_vec());
+            }
+        }
+        self.cached = None;
+        Ok(())
+    }
+
+    pub fn snapshot(&mut self) -> Result<RecordBatch> {
+        if let Some(b) = &self.cached {
+            return Ok(b.clone());
+        }
+        let parser = self.converter.parser();
+        let rows: Vec<_> = self.by_key.values().map(|r| parser.parse(r)).collect();
+        let batch = self.rows_to_batch(rows)?;
+        self.cached = Some(batch.clone());
+        Ok(batch)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    pub fn approx_bytes(&self) -> usize {
+        self.by_key
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 32)
+            .sum()
+    }
+}
+
+/// How a relation keeps its contents.
+pub enum Storage {
+    /// Append-only: batches as they arrived.
+    Log {
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+        rows: usize,
+    },
+    Multiset(Arrangement),
+    Keyed(KeyedArrangement),
+}
+
+impl Storage {
+    pub fn log(schema: SchemaRef) -> Self {
+        Storage::Log {
+            schema,
+            batches: Vec::new(),
+            rows: 0,
+        }
+    }
+
+    pub fn apply(&mut self, delta: &ChangeBatch) -> Result<()> {
+        match self {
+            Storage::Log { batches, rows, .. } => {
+                if !delta.is_insert_only() {
+                    return Err(EddyError::internal(
+                        "retraction reached an append-only stream",
+                    ));
+                }
+                if delta.is_empty() {
+                    return Ok(());
+                }
+                // Weights > 1 mean copies of the row.
+                if delta.weights.values().iter().all(|w| *w == 1) {
+                    batches.push(delta.data.clone());
+                } else {
+                    let idx: Vec<u32> = delta
+                        .weights
+                        .values()
+                        .iter()
+                        .enumerate()
+                        .flat_map(|(i, w)| std::iter::repeat_n(i as u32, *w as usize))
+                        .collect();
+                    let cols = take_columns(delta.data.columns(), &UInt32Array::from(idx))?;
+                    batches.push(RecordBatch::try_new(delta.data.schema(), cols)?);
+                }
+                *rows += batches.last().map(|b| b.num_rows()).unwrap_or(0);
+                Ok(())
+            }
+            Storage::Multiset(a) => a.apply(delta),
+            Storage::Keyed(k) => k.apply(delta),
+        }
+    }
+
+    /// The current contents, as batches.
+    pub fn snapshot(&mut self) -> Result<Vec<RecordBatch>> {
+        match self {
+            Storage::Log {
+                batches, schema, ..
+            } => {
+                // Compact many small INSERT batches so scans stay cheap.
+                if batches.len() > 64 {
+                    let one = concat_batches(schema, batches.iter())?;
+                    *batches = vec![one];
+                }
+                Ok(batches.clone())
+            }
+            Storage::Multiset(a) => Ok(vec![a.snapshot()?]),
+            Storage::Keyed(k) => Ok(vec![k.snapshot()?]),
+        }
+    }
+
+    pub fn row_count(&self) -> usize {
+        match self {
+            Storage::Log { rows, .. } => *rows,
+            Storage::Multiset(a) => a.len(),
+            Storage::Keyed(k) => k.len(),
+        }
+    }
+
+    pub fn approx_bytes(&self) -> usize {
+        match self {
+            Storage::Log { batches, .. } => batches.iter().map(|b| b.get_array_memory_size()).sum(),
+            Storage::Multiset(a) => a.approx_bytes(),
+            Storage::Keyed(k) => k.approx_bytes(),
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! Where maintained results live and are read: arrangements (multisets of rows, optionally
+//! keyed) that `SELECT` snapshots.
+
+pub mod arrangement;
+
+pub use arrangement::{Arrangement, Storage};
