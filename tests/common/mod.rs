@@ -1,0 +1,132 @@
+//! A real eddy server process for tests: started on a free port with its own data
+//! directory, killed when dropped.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Server {
+    child: Option<Child>,
+    pub addr: String,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// Start a server with a fresh data directory.
+    pub fn start() -> Server {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().join("data");
+        let mut s = Server::start_in(&dir);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Start a server on an existing data directory (restart).
+    pub fn start_in(dir: &Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .env("EDDY_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start eddy");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut reader = BufReader::new(stdout);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut line = String::new();
+        let addr = loop {
+            line.clear();
+            if reader.read_line(&mut line).expect("read eddy stdout") == 0 {
+                panic!("eddy exited before listening");
+            }
+            if let Some(rest) = line.strip_prefix("eddy listening on ") {
+                break rest.split_whitespace().next().expect("address").to_string();
+            }
+            assert!(Instant::now() < deadline, "eddy did not start");
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+                sink.clear();
+            }
+        });
+        let port = addr
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port");
+        Server {
+            child: Some(child),
+            addr,
+            port,
+            data_dir: dir.to_path_buf(),
+            _tmp: None,
+        }
+    }
+
+    pub fn conn_string(&self) -> String {
+        format!("host=127.0.0.1 port={} user=eddy dbname=eddy", self.port)
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Keep the data directory alive beyond this server (for restarts).
+    pub fn take_tmp(&mut self) -> Option<tempfile::TempDir> {
+        self._tmp.take()
+    }
+
+    pub async fn connect(&self) -> tokio_postgres::Client {
+        let (client, conn) = tokio_postgres::connect(&self.conn_string(), tokio_postgres::NoTls)
+            .await
+            .expect("connect to eddy");
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        client
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Rows of a simple query as strings ("NULL" for null), rows in result order.
+pub async fn query_rows(
+    client: &tokio_postgres::Client,
+    sql: &str,
+) -> Result<Vec<Vec<String>>, tokio_postgres::Error> {
+    let msgs = client.simple_query(sql).await?;
+    let mut rows = Vec::new();
+    for m in msgs {
+        if let tokio_postgres::SimpleQueryMessage::Row(r) = m {
+            rows.push(
+                (0..r.len())
+                    .map(|i| r.get(i).unwrap_or("NULL").to_string())
+                    .collect(),
+            );
+        }
+    }
+    Ok(rows)
+}
+
+/// SQLSTATE and message of a failed statement.
+pub fn sqlstate(e: &tokio_postgres::Error) -> String {
+    e.as_db_error()
+        .map(|d| d.code().code().to_string())
+        .unwrap_or_else(|| format!("not a db error: {e}"))
+}
