@@ -283,6 +283,7 @@ impl Database {
             datafusion::sql::sqlparser::ast::Statement::Query(query.clone()),
         ));
         let plan = futures::executor::block_on(ctx.state().statement_to_plan(stmt))?;
+        let plan = ctx.state().optimize(&plan)?;
         let schema = super::query::postgres_schema(&query, plan.schema().as_arrow());
         let kinds: HashMap<String, bool> = inner
             .relations

@@ -114,6 +114,13 @@ impl Database {
         let ctx = self.snapshot_context(state, &names, for_view)?;
         let stmt = DfStatement::Statement(Box::new(Statement::Query(Box::new(q.clone()))));
         let plan = ctx.state().statement_to_plan(stmt).await?;
+        // Views: run the analyzer (type coercion) only; the view state has no optimizer
+        // rules, so the plan keeps the query's shape.
+        let plan = if for_view {
+            ctx.state().optimize(&plan)?
+        } else {
+            plan
+        };
         Ok((ctx, plan))
     }
 

@@ -116,7 +116,12 @@ pub fn parse_statement(sql: &str) -> Result<EddyStatement> {
             message,
             position: None,
         } => {
-            let position = position_in_message(sql, &message);
+            // An error at the end of input has no location: Postgres points past the end.
+            let position = position_in_message(sql, &message).or_else(|| {
+                message
+                    .contains("found: EOF")
+                    .then(|| sql.trim_end().chars().count() + 1)
+            });
             let message = strip_location(&message);
             EddyError::Syntax { message, position }
         }

@@ -101,7 +101,7 @@ mod tests {
         let parts = split_statements("SELECT 'a;b'; -- c;\n INSERT INTO t VALUES (1);;").unwrap();
         let texts: Vec<&str> = parts.iter().map(|p| p.text.as_str()).collect();
         assert_eq!(texts, vec!["SELECT 'a;b'", "INSERT INTO t VALUES (1)"]);
-        assert_eq!(parts[1].char_offset, 22);
+        assert_eq!(parts[1].char_offset, 21);
     }
 
     #[test]

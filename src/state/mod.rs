@@ -55,3 +55,18 @@ impl Store for MemoryStore {
         0
     }
 }
+
+/// A shared store (tests keep a handle to reopen the same log).
+impl<S: Store> Store for std::sync::Arc<S> {
+    fn append(&self, entries: &[LogEntry]) -> Result<()> {
+        self.as_ref().append(entries)
+    }
+
+    fn replay(&self) -> Result<Vec<LogEntry>> {
+        self.as_ref().replay()
+    }
+
+    fn size_on_disk(&self) -> u64 {
+        self.as_ref().size_on_disk()
+    }
+}

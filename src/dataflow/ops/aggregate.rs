@@ -403,7 +403,13 @@ impl Operator for AggregateOp {
             .iter()
             .map(|e| e.evaluate(&batch.data).and_then(|v| v.into_array(n)))
             .collect::<datafusion::error::Result<_>>()?;
-        let key_rows = self.key_converter.convert_columns(&keys)?;
+        // Without GROUP BY every row belongs to the one group with the empty key (the row
+        // converter has no columns to encode, so it is not asked).
+        let key_rows = if self.is_global() {
+            None
+        } else {
+            Some(self.key_converter.convert_columns(&keys)?)
+        };
         let inputs = self.evaluate_inputs(&batch.data)?;
         let mut touched: Vec<Vec<u8>> = Vec::new();
 
@@ -423,8 +429,11 @@ impl Operator for AggregateOp {
 
         for i in 0..n {
             let w = batch.weights.value(i);
-            let key = key_rows.row(i);
-            let g = match self.groups.get_mut(key.as_ref()) {
+            let key: &[u8] = match &key_rows {
+                Some(rows) => rows.row(i).data(),
+                None => &[],
+            };
+            let g = match self.groups.get_mut(key) {
                 Some(g) => g,
                 None => {
                     let key_values = keys
@@ -445,7 +454,7 @@ impl Operator for AggregateOp {
             };
             if !g.touched {
                 g.touched = true;
-                touched.push(key.as_ref().to_vec());
+                touched.push(key.to_vec());
             }
             g.weight += w;
             for (a, (acc, input)) in g.accs.iter_mut().zip(&inputs).enumerate() {
