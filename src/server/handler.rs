@@ -20,7 +20,7 @@ use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use tokio::sync::Mutex;
 
-use super::params::render_parameters;
+use super::params::{needs_inference, render_parameters};
 use super::startup::TrustStartup;
 use crate::database::{Database, Output, Session};
 use crate::error::EddyError;
@@ -65,11 +65,56 @@ pub struct Connection {
     parser: Arc<SqlParser>,
 }
 
+impl Connection {
+    /// Parameter types as described to the client: its own where it gave one, else what
+    /// DataFusion infers from the statement, else text.
+    async fn parameter_types(
+        &self,
+        sql: &str,
+        declared: &[Option<Type>],
+    ) -> PgWireResult<Vec<Type>> {
+        let inferred = self.db.parameter_types(sql).await.map_err(to_pgwire)?;
+        let n = inferred.len().max(declared.len());
+        Ok((0..n)
+            .map(|i| {
+                declared
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .filter(|t| *t != Type::UNKNOWN)
+                    .unwrap_or_else(|| {
+                        inferred
+                            .get(i)
+                            .cloned()
+                            .flatten()
+                            .and_then(|dt| arrow_pg::datatypes::into_pg_type(&dt).ok())
+                            .unwrap_or(Type::TEXT)
+                    })
+            })
+            .collect())
+    }
+
+    async fn parameters(&self, portal: &Portal<String>) -> PgWireResult<Vec<String>> {
+        let inferred = if needs_inference(portal) {
+            self.parameter_types(
+                &portal.statement.statement,
+                &portal.statement.parameter_types,
+            )
+            .await?
+        } else {
+            vec![]
+        };
+        render_parameters(portal, &inferred).map_err(to_pgwire)
+    }
+}
+
 pub fn error_info(e: &EddyError) -> ErrorInfo {
     let mut info = ErrorInfo::new("ERROR".to_owned(), e.sqlstate().to_owned(), e.to_string());
     info.position = e.position().map(|p| p.to_string());
     if e.sqlstate() == "XX000" {
         tracing::error!(error = %e, "internal error");
+    } else {
+        tracing::debug!(code = e.sqlstate(), error = %e, "statement failed");
     }
     info
 }
@@ -187,7 +232,7 @@ impl ExtendedQueryHandler for Connection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let params = render_parameters(portal).map_err(to_pgwire)?;
+        let params = self.parameters(portal).await?;
         let mut session = self.session.lock().await;
         let out = self
             .db
@@ -253,7 +298,7 @@ impl ExtendedQueryHandler for Connection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let params = render_parameters(portal).map_err(to_pgwire)?;
+        let params = self.parameters(portal).await?;
         let session = self.session.lock().await;
         let schema = self
             .db

@@ -8,10 +8,19 @@ use pgwire::api::Type;
 
 use crate::error::{EddyError, Result};
 
-pub fn render_parameters(portal: &Portal<String>) -> Result<Vec<String>> {
+/// `inferred`: the types the server reported in ParameterDescription, for parameters the
+/// client sent without a type (they were encoded as the server described them).
+pub fn render_parameters(portal: &Portal<String>, inferred: &[Type]) -> Result<Vec<String>> {
     (0..portal.parameter_len())
-        .map(|i| render(portal, i))
+        .map(|i| render(portal, i, inferred.get(i)))
         .collect()
+}
+
+/// True when some parameter has no client-declared type.
+pub fn needs_inference(portal: &Portal<String>) -> bool {
+    (0..portal.parameter_len()).any(|i| {
+        !matches!(portal.statement.parameter_types.get(i), Some(Some(t)) if *t != Type::UNKNOWN)
+    })
 }
 
 fn bad(i: usize, e: impl std::fmt::Display) -> EddyError {
@@ -25,7 +34,7 @@ fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-fn render(portal: &Portal<String>, i: usize) -> Result<String> {
+fn render(portal: &Portal<String>, i: usize, inferred: Option<&Type>) -> Result<String> {
     if portal
         .parameters
         .get(i)
@@ -40,6 +49,8 @@ fn render(portal: &Portal<String>, i: usize) -> Result<String> {
         .get(i)
         .cloned()
         .flatten()
+        .filter(|t| *t != Type::UNKNOWN)
+        .or_else(|| inferred.cloned())
         .unwrap_or(Type::UNKNOWN);
     macro_rules! get {
         ($t:ty) => {
