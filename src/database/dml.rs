@@ -37,6 +37,32 @@ impl Database {
         Ok((rel.schema.clone(), rel.kind, rel.not_null.clone()))
     }
 
+    /// Append a batch of rows (columns in the relation's order) to a base stream or table,
+    /// as one epoch. The programmatic twin of INSERT, for sources and benchmarks.
+    pub async fn insert_batch(&self, name: &str, rows: RecordBatch) -> Result<usize> {
+        let _w = self.writer.lock().await;
+        let (schema, kind, not_null) = self.writable(name, "INSERT INTO")?;
+        if rows.num_columns() != schema.fields().len() {
+            return Err(EddyError::query("42601", format!("{name} has {} columns, batch has {}", schema.fields().len(), rows.num_columns())));
+        }
+        let columns = schema
+            .fields()
+            .iter()
+            .zip(rows.columns())
+            .map(|(f, c)| cast_value(c, f.name(), f.data_type()))
+            .collect::<Result<Vec<_>>>()?;
+        let rows = RecordBatch::try_new(schema.clone(), columns)?;
+        check_not_null(&rows, &not_null, name)?;
+        let n = rows.num_rows();
+        let mut inner = self.lock();
+        let delta = match (&inner.require(name)?.storage, kind) {
+            (Storage::Keyed(k), _) => k.upsert_delta(&rows)?,
+            _ => ChangeBatch::inserts(rows),
+        };
+        self.apply_epoch(&mut inner, name, delta, true)?;
+        Ok(n)
+    }
+
     pub(super) async fn insert(&self, stmt: &Statement) -> Result<Output> {
         let Statement::Insert(ins) = stmt else {
             return Err(EddyError::internal("not an INSERT"));
