@@ -19,7 +19,10 @@ const BATCH: usize = 1000;
 const VIEW: &str = "SELECT page, count(*) AS views, sum(ms) AS total, min(ms) AS lo, max(ms) AS hi, count(DISTINCT user_id) AS users FROM pageviews GROUP BY page";
 
 fn rows() -> usize {
-    std::env::var("EDDY_BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000)
+    std::env::var("EDDY_BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000)
 }
 
 fn data(n: usize) -> (Arc<Schema>, Vec<RecordBatch>) {
@@ -36,7 +39,9 @@ fn data(n: usize) -> (Arc<Schema>, Vec<RecordBatch>) {
         let mut pages = Vec::with_capacity(len);
         let mut ms = Vec::with_capacity(len);
         for _ in 0..len {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             users.push((x >> 33) as i32 % 10_000);
             pages.push(format!("/page/{}", (x >> 20) % 1000));
             ms.push(((x >> 40) % 5000) as i64);
@@ -44,7 +49,11 @@ fn data(n: usize) -> (Arc<Schema>, Vec<RecordBatch>) {
         batches.push(
             RecordBatch::try_new(
                 schema.clone(),
-                vec![Arc::new(Int32Array::from(users)), Arc::new(StringArray::from(pages)), Arc::new(Int64Array::from(ms))],
+                vec![
+                    Arc::new(Int32Array::from(users)),
+                    Arc::new(StringArray::from(pages)),
+                    Arc::new(Int64Array::from(ms)),
+                ],
             )
             .expect("batch"),
         );
@@ -55,21 +64,44 @@ fn data(n: usize) -> (Arc<Schema>, Vec<RecordBatch>) {
 async fn eddy_ingest(store: Box<dyn Store>, batches: &[RecordBatch]) -> Duration {
     let db = Database::open(store).expect("open");
     let mut s = Session::default();
-    db.execute(&mut s, "CREATE STREAM pageviews (user_id INT, page TEXT, ms BIGINT)", &[]).await.expect("stream");
-    db.execute(&mut s, &format!("CREATE MATERIALIZED VIEW per_page AS {VIEW}"), &[]).await.expect("view");
+    db.execute(
+        &mut s,
+        "CREATE STREAM pageviews (user_id INT, page TEXT, ms BIGINT)",
+        &[],
+    )
+    .await
+    .expect("stream");
+    db.execute(
+        &mut s,
+        &format!("CREATE MATERIALIZED VIEW per_page AS {VIEW}"),
+        &[],
+    )
+    .await
+    .expect("view");
     let start = Instant::now();
     for b in batches {
-        db.insert_batch("pageviews", b.clone()).await.expect("insert");
+        db.insert_batch("pageviews", b.clone())
+            .await
+            .expect("insert");
     }
     start.elapsed()
 }
 
 async fn datafusion_batch(schema: Arc<Schema>, batches: &[RecordBatch]) -> Duration {
     let ctx = SessionContext::new();
-    ctx.register_table("pageviews", Arc::new(MemTable::try_new(schema, vec![batches.to_vec()]).expect("mem")))
-        .expect("register");
+    ctx.register_table(
+        "pageviews",
+        Arc::new(MemTable::try_new(schema, vec![batches.to_vec()]).expect("mem")),
+    )
+    .expect("register");
     let start = Instant::now();
-    let out = ctx.sql(VIEW).await.expect("plan").collect().await.expect("run");
+    let out = ctx
+        .sql(VIEW)
+        .await
+        .expect("plan")
+        .collect()
+        .await
+        .expect("run");
     assert!(!out.is_empty());
     start.elapsed()
 }
@@ -77,8 +109,16 @@ async fn datafusion_batch(schema: Arc<Schema>, batches: &[RecordBatch]) -> Durat
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.to_string()))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l.to_string())
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|k| k.parse::<f64>().ok())
+        })
         .map(|kb| kb / 1024.0)
         .unwrap_or(f64::NAN)
 }
@@ -86,32 +126,49 @@ fn peak_rss_mib() -> f64 {
 fn bench(c: &mut Criterion) {
     let n = rows();
     let (schema, batches) = data(n);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let mut g = c.benchmark_group("ingest_group_by");
     g.throughput(Throughput::Elements(n as u64));
     g.sample_size(10);
     g.bench_function("eddy_incremental_memory_log", |b| {
-        b.iter_custom(|iters| (0..iters).map(|_| rt.block_on(eddy_ingest(Box::new(MemoryStore::default()), &batches))).sum())
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| rt.block_on(eddy_ingest(Box::new(MemoryStore::default()), &batches)))
+                .sum()
+        })
     });
     g.bench_function("eddy_incremental_sled_log", |b| {
         b.iter_custom(|iters| {
             (0..iters)
                 .map(|_| {
                     let dir = tempfile::tempdir().expect("tmp");
-                    rt.block_on(eddy_ingest(Box::new(SledStore::open(dir.path()).expect("sled")), &batches))
+                    rt.block_on(eddy_ingest(
+                        Box::new(SledStore::open(dir.path()).expect("sled")),
+                        &batches,
+                    ))
                 })
                 .sum()
         })
     });
     g.bench_function("datafusion_batch", |b| {
-        b.iter_custom(|iters| (0..iters).map(|_| rt.block_on(datafusion_batch(schema.clone(), &batches))).sum())
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| rt.block_on(datafusion_batch(schema.clone(), &batches)))
+                .sum()
+        })
     });
     g.finish();
 
     // One plain same-run comparison, printed for docs/benchmarks.md.
     let mem = rt.block_on(eddy_ingest(Box::new(MemoryStore::default()), &batches));
     let dir = tempfile::tempdir().expect("tmp");
-    let sled = rt.block_on(eddy_ingest(Box::new(SledStore::open(dir.path()).expect("sled")), &batches));
+    let sled = rt.block_on(eddy_ingest(
+        Box::new(SledStore::open(dir.path()).expect("sled")),
+        &batches,
+    ));
     let df = rt.block_on(datafusion_batch(schema, &batches));
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
     println!("\nrows: {n} in batches of {BATCH}");
@@ -119,7 +176,10 @@ fn bench(c: &mut Criterion) {
     println!("eddy incremental (sled log):   {:>12.0} rows/s", rate(sled));
     println!("datafusion batch:              {:>12.0} rows/s", rate(df));
     println!("ratio eddy(memory)/datafusion: {:.3}", rate(mem) / rate(df));
-    println!("ratio eddy(sled)/datafusion:   {:.3}", rate(sled) / rate(df));
+    println!(
+        "ratio eddy(sled)/datafusion:   {:.3}",
+        rate(sled) / rate(df)
+    );
     println!("peak RSS: {:.1} MiB", peak_rss_mib());
 }
 

@@ -161,14 +161,16 @@ fn classify_datafusion(e: DataFusionError) -> EddyError {
         DataFusionError::ArrowError(a, _) => classify_arrow(*a),
         DataFusionError::SQL(p, _) => EddyError::from(*p),
         DataFusionError::NotImplemented(m) => EddyError::Unsupported(m),
-        DataFusionError::SchemaError(s, _) => {
-            let m = s.to_string();
-            if m.contains("No field named") {
-                EddyError::UnknownColumn(strip_df_noise(&m))
-            } else {
-                EddyError::query("42P10", strip_df_noise(&m))
+        DataFusionError::SchemaError(s, _) => match *s {
+            datafusion::common::SchemaError::FieldNotFound { field, .. } => {
+                EddyError::UnknownColumn(format!("column \"{}\" does not exist", field.flat_name()))
             }
-        }
+            datafusion::common::SchemaError::AmbiguousReference { field } => EddyError::query(
+                "42702",
+                format!("column reference \"{}\" is ambiguous", field.name()),
+            ),
+            other => EddyError::query("42701", strip_df_noise(&other.to_string())),
+        },
         DataFusionError::Plan(m) => {
             if m.contains("table '") && m.contains("not found") {
                 let name = m.split('\'').nth(1).unwrap_or("?").to_string();

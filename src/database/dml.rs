@@ -43,7 +43,14 @@ impl Database {
         let _w = self.writer.lock().await;
         let (schema, kind, not_null) = self.writable(name, "INSERT INTO")?;
         if rows.num_columns() != schema.fields().len() {
-            return Err(EddyError::query("42601", format!("{name} has {} columns, batch has {}", schema.fields().len(), rows.num_columns())));
+            return Err(EddyError::query(
+                "42601",
+                format!(
+                    "{name} has {} columns, batch has {}",
+                    schema.fields().len(),
+                    rows.num_columns()
+                ),
+            ));
         }
         let columns = schema
             .fields()
