@@ -9,14 +9,17 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use futures::{stream, Sink, StreamExt};
 use pgwire::api::portal::{Format, Portal};
-use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::query::{send_describe_response, ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::DescribeResponse;
 use pgwire::api::results::{
     DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse, Response, Tag,
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
+use pgwire::api::store::Entry;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, NoopHandler, PgWireServerHandlers, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::extendedquery::{Describe, TARGET_TYPE_BYTE_STATEMENT};
 use pgwire::messages::PgWireBackendMessage;
 use tokio::sync::Mutex;
 
@@ -170,6 +173,32 @@ impl SimpleQueryHandler for Connection {
     }
 }
 
+struct StatementDescription {
+    parameters: Vec<Type>,
+    fields: Vec<FieldInfo>,
+}
+
+impl DescribeResponse for StatementDescription {
+    fn parameters(&self) -> Option<&[Type]> {
+        Some(&self.parameters)
+    }
+
+    fn fields(&self) -> &[FieldInfo] {
+        &self.fields
+    }
+
+    fn no_data() -> Self {
+        StatementDescription {
+            parameters: vec![],
+            fields: vec![],
+        }
+    }
+
+    fn is_no_data(&self) -> bool {
+        self.fields.is_empty()
+    }
+}
+
 /// Statements are kept as SQL text and parsed when bound: planning needs the parameters'
 /// values anyway, and the catalog may change between Parse and Execute.
 pub struct SqlParser;
@@ -218,6 +247,30 @@ impl ExtendedQueryHandler for Connection {
 
     fn query_parser(&self) -> Arc<SqlParser> {
         self.parser.clone()
+    }
+
+    /// Describe Statement of a statement with parameters and no result rows must answer
+    /// ParameterDescription + NoData, as Postgres does (pgwire would send an empty
+    /// RowDescription, which pgjdbc reads as "a result was returned").
+    async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = String>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if message.target_type == TARGET_TYPE_BYTE_STATEMENT {
+            let name = message.name.as_deref().unwrap_or("");
+            if let Some(Entry::Value(stmt)) = client.portal_store().get_statement(name) {
+                let r = self.do_describe_statement(client, &stmt).await?;
+                let r = StatementDescription {
+                    parameters: r.parameters,
+                    fields: r.fields,
+                };
+                return send_describe_response(client, &r).await;
+            }
+        }
+        self._on_describe(client, message).await
     }
 
     async fn do_query<C>(
