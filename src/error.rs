@@ -184,6 +184,9 @@ fn classify_datafusion(e: DataFusionError) -> EddyError {
                 || m.contains("Cannot coerce")
             {
                 EddyError::query("42804", strip_df_noise(&m))
+            } else if m.contains("must be in GROUP BY") || m.contains("must appear in the GROUP BY")
+            {
+                EddyError::query("42803", strip_df_noise(&m))
             } else if m.contains("Invalid function") {
                 EddyError::query("42883", strip_df_noise(&m))
             } else {

@@ -59,6 +59,52 @@ impl Database {
                     }
                 }
                 let schema = Arc::new(Schema::new(fields));
+                for c in columns {
+                    for o in &c.options {
+                        use datafusion::sql::sqlparser::ast::ColumnOption as O;
+                        match &o.option {
+                            O::Default(_) => {
+                                return Err(EddyError::unsupported(format!(
+                                    "DEFAULT for column \"{}\" is not supported yet",
+                                    ident_name(&c.name)
+                                )))
+                            }
+                            O::Check(_) | O::ForeignKey(_) | O::Unique(_) | O::Generated { .. } => {
+                                return Err(EddyError::unsupported(format!(
+                                    "column constraint {} is not supported",
+                                    o.option
+                                )))
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                let declared_keys = columns
+                    .iter()
+                    .filter(|c| {
+                        c.options.iter().any(|o| {
+                            matches!(
+                                o.option,
+                                datafusion::sql::sqlparser::ast::ColumnOption::PrimaryKey(_)
+                            )
+                        })
+                    })
+                    .count()
+                    + constraints
+                        .iter()
+                        .filter(|c| {
+                            matches!(
+                                c,
+                                datafusion::sql::sqlparser::ast::TableConstraint::PrimaryKey(_)
+                            )
+                        })
+                        .count();
+                if declared_keys > 1 {
+                    return Err(EddyError::query(
+                        "42P16",
+                        format!("multiple primary keys for table \"{name}\" are not allowed"),
+                    ));
+                }
                 let mut key = Vec::new();
                 for k in primary_key(columns, constraints) {
                     let idx = schema.index_of(&k).map_err(|_| {
@@ -217,6 +263,7 @@ impl Database {
         kind: ViewKind,
         query: &Query,
     ) -> Result<(Dataflow, String)> {
+        check_set_operations(&query.body)?;
         // Planning needs only schemas; block_in_place is not needed because the planner
         // does no I/O for in-memory tables.
         let (_, plan) = futures::executor::block_on(self.plan_query(query, true))?;
@@ -283,6 +330,7 @@ impl Database {
             datafusion::sql::sqlparser::ast::Statement::Query(query.clone()),
         ));
         let plan = futures::executor::block_on(ctx.state().statement_to_plan(stmt))?;
+        crate::plan::check_time_functions(&plan)?;
         let plan = ctx.state().optimize(&plan)?;
         let schema = super::query::postgres_schema(&query, plan.schema().as_arrow());
         let kinds: HashMap<String, bool> = inner
@@ -308,6 +356,30 @@ impl Database {
         let r = backfill(inner, &mut rel);
         inner.relations.insert(idx, rel);
         r
+    }
+}
+
+/// EXCEPT and INTERSECT are planned as anti/semi joins, which a view cannot maintain yet;
+/// say so in their own words rather than as a JOIN.
+fn check_set_operations(body: &datafusion::sql::sqlparser::ast::SetExpr) -> Result<()> {
+    use datafusion::sql::sqlparser::ast::{SetExpr, SetOperator};
+    match body {
+        SetExpr::SetOperation {
+            op, left, right, ..
+        } => {
+            if matches!(
+                op,
+                SetOperator::Except | SetOperator::Intersect | SetOperator::Minus
+            ) {
+                return Err(EddyError::unsupported(format!(
+                    "{op} in a continuous query is not supported yet; UNION and UNION ALL are"
+                )));
+            }
+            check_set_operations(left)?;
+            check_set_operations(right)
+        }
+        SetExpr::Query(q) => check_set_operations(&q.body),
+        _ => Ok(()),
     }
 }
 

@@ -102,6 +102,17 @@ impl Database {
                 })
                 .collect::<Result<_>>()?
         };
+        for (i, t) in targets.iter().enumerate() {
+            if targets[..i].contains(t) {
+                return Err(EddyError::query(
+                    "42701",
+                    format!(
+                        "column \"{}\" specified more than once",
+                        schema.field(*t).name()
+                    ),
+                ));
+            }
+        }
         let (src_schema, batches) = self.run_query(source).await?;
         let src_cols = src_schema.fields().len();
         if src_cols > targets.len() {
@@ -280,41 +291,155 @@ fn cast_value(
     column: &str,
     target: &datafusion::arrow::datatypes::DataType,
 ) -> Result<ArrayRef> {
-    if array.data_type() == target {
+    use datafusion::arrow::datatypes::DataType as T;
+    let source = array.data_type();
+    if source == target {
         return Ok(array.clone());
     }
-    if !can_cast_types(array.data_type(), target) {
-        return Err(EddyError::query(
+    let mismatch = || {
+        EddyError::query(
             "42804",
             format!(
                 "column \"{column}\" is of type {} but expression is of type {}",
                 pg_type_name(target),
-                pg_type_name(array.data_type())
+                pg_type_name(source)
             ),
-        ));
+        )
+    };
+    // Postgres does not turn booleans into numbers or numbers into booleans implicitly.
+    let numeric = |t: &T| t.is_numeric();
+    if (matches!(source, T::Boolean) && numeric(target))
+        || (numeric(source) && matches!(target, T::Boolean))
+    {
+        return Err(mismatch());
+    }
+    if !can_cast_types(source, target) {
+        return Err(mismatch());
+    }
+    // Postgres rounds (half away from zero) where Arrow truncates: to integers from floats
+    // and decimals, and to decimals of a smaller scale.
+    let rounded = round_for(array, target)?;
+    let array = rounded.as_ref().unwrap_or(array);
+    // BYTEA text input is hex (\x0102), as Postgres writes it.
+    if matches!(target, T::Binary) && matches!(source, T::Utf8) {
+        return decode_bytea(array, column);
     }
     let opts = CastOptions {
         safe: false,
         format_options: FormatOptions::default(),
     };
-    cast_with_options(array, target, &opts).map_err(|e| {
-        let detail = e.to_string();
-        let code = if detail.contains("overflow")
-            || detail.contains("Can't cast value")
-            || detail.contains("too large")
-        {
-            "22003"
-        } else {
-            "22P02"
+    cast_with_options(array, target, &opts).map_err(|e| cast_error(&e.to_string(), column, target))
+}
+
+/// A Postgres-style message for a value that does not convert.
+fn cast_error(
+    detail: &str,
+    column: &str,
+    target: &datafusion::arrow::datatypes::DataType,
+) -> EddyError {
+    use datafusion::arrow::datatypes::DataType as T;
+    let ty = pg_type_name(target);
+    let quoted = detail.split('\'').nth(1).map(str::to_string);
+    let out_of_range = detail.contains("overflow")
+        || detail.contains("Can't cast value")
+        || detail.contains("too large");
+    if out_of_range {
+        return EddyError::BadValue {
+            code: "22003",
+            message: format!("value out of range for type {ty} in column \"{column}\""),
         };
-        EddyError::BadValue {
-            code,
-            message: format!(
-                "invalid value for column \"{column}\" of type {}: {detail}",
-                pg_type_name(target)
-            ),
+    }
+    let code = match target {
+        T::Date32 | T::Date64 | T::Timestamp(_, _) | T::Time64(_) | T::Time32(_) => "22008",
+        _ => "22P02",
+    };
+    let message = match quoted {
+        Some(v) => format!("invalid input syntax for type {ty}: \"{v}\" (column \"{column}\")"),
+        None => format!("invalid value for column \"{column}\" of type {ty}"),
+    };
+    EddyError::BadValue { code, message }
+}
+
+fn round_for(
+    array: &ArrayRef,
+    target: &datafusion::arrow::datatypes::DataType,
+) -> Result<Option<ArrayRef>> {
+    use datafusion::arrow::array::{Decimal128Array, Float32Array, Float64Array};
+    use datafusion::arrow::datatypes::DataType as T;
+    let to_int = target.is_integer();
+    Ok(match (array.data_type(), target) {
+        (T::Float64, _) if to_int => {
+            let a = array
+                .as_any()
+                .downcast_ref::<Float64Array>()
+                .expect("Float64");
+            Some(std::sync::Arc::new(
+                a.unary::<_, datafusion::arrow::datatypes::Float64Type>(|v| v.round()),
+            ))
         }
+        (T::Float32, _) if to_int => {
+            let a = array
+                .as_any()
+                .downcast_ref::<Float32Array>()
+                .expect("Float32");
+            Some(std::sync::Arc::new(
+                a.unary::<_, datafusion::arrow::datatypes::Float32Type>(|v| v.round()),
+            ))
+        }
+        (T::Decimal128(p, s), _) if to_int || matches!(target, T::Decimal128(_, ts) if ts < s) => {
+            let keep = match target {
+                T::Decimal128(_, ts) => *ts,
+                _ => 0,
+            };
+            let drop = (*s - keep) as u32;
+            let a = array
+                .as_any()
+                .downcast_ref::<Decimal128Array>()
+                .expect("Decimal128");
+            let div = 10i128.pow(drop);
+            let half = div / 2;
+            let r: Decimal128Array = a.unary(|v| {
+                let q = v / div;
+                let rem = v % div;
+                if rem.abs() >= half && drop > 0 {
+                    (q + v.signum()) * div
+                } else {
+                    q * div
+                }
+            });
+            Some(std::sync::Arc::new(r.with_precision_and_scale(*p, *s)?))
+        }
+        _ => None,
     })
+}
+
+fn decode_bytea(array: &ArrayRef, column: &str) -> Result<ArrayRef> {
+    use datafusion::arrow::array::{BinaryArray, StringArray};
+    let a = array.as_any().downcast_ref::<StringArray>().expect("Utf8");
+    let mut out: Vec<Option<Vec<u8>>> = Vec::with_capacity(a.len());
+    for v in a.iter() {
+        out.push(match v {
+            None => None,
+            Some(s) => match s.strip_prefix("\\x") {
+                Some(hex) => {
+                    if hex.len() % 2 != 0 {
+                        return Err(EddyError::BadValue { code: "22P02", message: format!("invalid hexadecimal data: odd number of digits (column \"{column}\")") });
+                    }
+                    let mut bytes = Vec::with_capacity(hex.len() / 2);
+                    for i in (0..hex.len()).step_by(2) {
+                        let b = u8::from_str_radix(hex.get(i..i + 2).unwrap_or("zz"), 16).map_err(|_| EddyError::BadValue {
+                            code: "22P02",
+                            message: format!("invalid hexadecimal digit in \"{s}\" (column \"{column}\")"),
+                        })?;
+                        bytes.push(b);
+                    }
+                    Some(bytes)
+                }
+                None => Some(s.as_bytes().to_vec()),
+            },
+        });
+    }
+    Ok(std::sync::Arc::new(BinaryArray::from_iter(out)))
 }
 
 fn check_not_null(rows: &RecordBatch, not_null: &[usize], name: &str) -> Result<()> {

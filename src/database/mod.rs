@@ -104,6 +104,8 @@ fn base_config() -> SessionConfig {
         .with_default_catalog_and_schema("eddy", "public");
     let opts = config.options_mut();
     opts.sql_parser.map_string_types_to_utf8view = false;
+    // 1.005 is an exact numeric literal, as in Postgres (not a float).
+    opts.sql_parser.parse_float_as_decimal = true;
     opts.execution.parquet.schema_force_view_types = false;
     config
 }
@@ -118,7 +120,11 @@ impl Database {
         let view_state = SessionStateBuilder::new()
             .with_config(base_config())
             .with_default_features()
-            .with_optimizer_rules(vec![])
+            // Only expression simplification: it rewrites functions such as coalesce() that
+            // must not reach execution unsimplified, and keeps the query's shape.
+            .with_optimizer_rules(vec![Arc::new(
+                datafusion::optimizer::simplify_expressions::SimplifyExpressions::new(),
+            )])
             .build();
         let db = Database {
             inner: Mutex::new(Inner {
@@ -354,16 +360,8 @@ impl Database {
     /// Undo a failed epoch: revert the base delta, then rebuild every view downstream of
     /// the base relation from its inputs (their operator state may hold part of the epoch).
     fn undo_epoch(&self, inner: &mut Inner, name: &str, delta: &ChangeBatch) -> Result<()> {
-        let negated = ChangeBatch::new(
-            delta.data.clone(),
-            datafusion::arrow::compute::kernels::numeric::neg(&delta.weights)?
-                .as_any()
-                .downcast_ref::<datafusion::arrow::array::Int64Array>()
-                .expect("neg of Int64Array")
-                .clone(),
-        );
         if let Some(base) = inner.get_mut(name) {
-            base.storage.apply(&negated)?;
+            base.storage.revert(delta)?;
         }
         let mut affected = vec![name.to_string()];
         let names: Vec<String> = inner.relations.iter().map(|r| r.name.clone()).collect();

@@ -117,6 +117,7 @@ impl Database {
         // Views: run the analyzer (type coercion) only; the view state has no optimizer
         // rules, so the plan keeps the query's shape.
         let plan = if for_view {
+            crate::plan::check_time_functions(&plan)?;
             ctx.state().optimize(&plan)?
         } else {
             plan

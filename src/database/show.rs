@@ -215,7 +215,7 @@ impl Database {
                     })?;
                 let column = match key.as_str() {
                     "transaction isolation level" => "transaction_isolation".to_string(),
-                    "time zone" => "TimeZone".to_string(),
+                    "time zone" | "timezone" => "TimeZone".to_string(),
                     other => other.to_string(),
                 };
                 rows(vec![(column.as_str(), Col::Text(vec![Some(value)]))])

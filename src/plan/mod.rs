@@ -75,12 +75,8 @@ impl<'a> Lowering<'a> {
 
     fn physical(&self, e: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
         check_expr(e)?;
-        Ok(create_physical_expr(
-            e,
-            schema,
-            &self.props,
-            &Default::default(),
-        )?)
+        let p = create_physical_expr(e, schema, &self.props, &Default::default())?;
+        checked_arithmetic(p)
     }
 
     fn lower_node(&mut self, plan: &LogicalPlan) -> Result<Lowered> {
@@ -315,6 +311,64 @@ impl<'a> Lowering<'a> {
             output_type,
             display,
         })
+    }
+}
+
+/// Integer arithmetic that overflows is an error (22003), as in Postgres, not a wrapped
+/// value.
+fn checked_arithmetic(e: Arc<dyn PhysicalExpr>) -> Result<Arc<dyn PhysicalExpr>> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    use datafusion::physical_expr::expressions::BinaryExpr;
+    Ok(e.transform_up(|node| {
+        Ok(match node.downcast_ref::<BinaryExpr>() {
+            Some(b) => Transformed::yes(Arc::new(
+                BinaryExpr::new(b.left().clone(), *b.op(), b.right().clone())
+                    .with_fail_on_overflow(true),
+            ) as Arc<dyn PhysicalExpr>),
+            None => Transformed::no(node),
+        })
+    })?
+    .data)
+}
+
+/// Functions whose value depends on when they run cannot be maintained: a view must mean
+/// the same thing whenever it is recomputed.
+pub fn check_time_functions(plan: &LogicalPlan) -> Result<()> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    let mut found = None;
+    plan.apply(|node| {
+        for e in node.expressions() {
+            e.apply(|x| {
+                if let Expr::ScalarFunction(f) = x {
+                    let n = f.func.name().to_lowercase();
+                    if matches!(
+                        n.as_str(),
+                        "now"
+                            | "current_timestamp"
+                            | "current_date"
+                            | "current_time"
+                            | "localtime"
+                            | "localtimestamp"
+                            | "today"
+                    ) {
+                        found = Some(n);
+                        return Ok(TreeNodeRecursion::Stop);
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })?;
+        }
+        Ok(if found.is_some() {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    })?;
+    match found {
+        Some(n) => Err(EddyError::unsupported(format!(
+            "{n}() in a continuous query is not supported: its value depends on when the view is computed"
+        ))),
+        None => Ok(()),
     }
 }
 

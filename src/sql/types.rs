@@ -64,7 +64,12 @@ pub fn arrow_type(t: &SqlType) -> Result<DataType> {
                 "serial" | "int4" => DataType::Int32,
                 "bigserial" | "long" => DataType::Int64,
                 "double" => DataType::Float64,
-                _ => return Err(unsupported_type(t)),
+                _ => {
+                    return Err(EddyError::query(
+                        "42704",
+                        format!("type \"{n}\" does not exist"),
+                    ))
+                }
             }
         }
         other => return Err(unsupported_type(other)),

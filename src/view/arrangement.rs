@@ -316,6 +316,36 @@ impl Storage {
         }
     }
 
+    /// Undo the last `apply(delta)` (a failed epoch). An append-only log drops the batch
+    /// the apply appended; arrangements apply the negated delta.
+    pub fn revert(&mut self, delta: &ChangeBatch) -> Result<()> {
+        match self {
+            Storage::Log { batches, rows, .. } => {
+                if delta.is_empty() {
+                    return Ok(());
+                }
+                let added: i64 = delta.weights.values().iter().sum();
+                match batches.last() {
+                    Some(b) if b.num_rows() as i64 == added => {
+                        batches.pop();
+                        *rows -= added as usize;
+                        Ok(())
+                    }
+                    _ => Err(EddyError::internal(
+                        "cannot revert: the stream's last batch is not the failed one",
+                    )),
+                }
+            }
+            Storage::Multiset(_) | Storage::Keyed(_) => {
+                let negated = ChangeBatch::new(
+                    delta.data.clone(),
+                    delta.weights.iter().map(|w| w.map(|w| -w)).collect(),
+                );
+                self.apply(&negated)
+            }
+        }
+    }
+
     /// The current contents, as batches.
     pub fn snapshot(&mut self) -> Result<Vec<RecordBatch>> {
         match self {

@@ -26,6 +26,7 @@ use datafusion::arrow::row::{RowConverter, Rows};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::scalar::ScalarValue;
 
+use super::float_sum::FloatSum;
 use crate::dataflow::batch::{row_converter_for, ChangeBatch};
 use crate::dataflow::operator::Operator;
 use crate::error::{EddyError, Result};
@@ -92,7 +93,7 @@ enum Accumulator {
     Count(i64),
     Sum {
         int: i128,
-        float: f64,
+        float: FloatSum,
         non_null: i64,
     },
     /// Value (row-encoded, order-preserving) → multiplicity. MIN/MAX.
@@ -177,7 +178,7 @@ impl AggregateOp {
                 AggKind::Count => Accumulator::Count(0),
                 AggKind::Sum | AggKind::Avg => Accumulator::Sum {
                     int: 0,
-                    float: 0.0,
+                    float: FloatSum::default(),
                     non_null: 0,
                 },
                 AggKind::Min | AggKind::Max => Accumulator::Ordered(BTreeMap::new()),
@@ -242,7 +243,7 @@ impl AggregateOp {
                     if *non_null == 0 {
                         ScalarValue::try_from(&a.output_type)?
                     } else {
-                        sum_value(self.domains[i], *int, *float, &a.output_type)?
+                        sum_value(self.domains[i], *int, float.value(), &a.output_type)?
                     }
                 }
                 (
@@ -256,7 +257,13 @@ impl AggregateOp {
                     if *non_null == 0 {
                         ScalarValue::try_from(&a.output_type)?
                     } else {
-                        avg_value(self.domains[i], *int, *float, *non_null, &a.output_type)?
+                        avg_value(
+                            self.domains[i],
+                            *int,
+                            float.value(),
+                            *non_null,
+                            &a.output_type,
+                        )?
                     }
                 }
                 (AggKind::Min, Accumulator::Ordered(m)) => {
@@ -477,7 +484,9 @@ impl Operator for AggregateOp {
                         let values = input.values.as_ref().expect("SUM/AVG has values");
                         let (iv, fv) = arg_at(values, domain, i);
                         *int += iv * w as i128;
-                        *float += fv * w as f64;
+                        if matches!(domain, SumDomain::Float) {
+                            float.add(fv, w);
+                        }
                         *non_null += w;
                     }
                     Accumulator::Ordered(m) => {

@@ -2,5 +2,6 @@
 
 pub mod aggregate;
 pub mod filter;
+pub mod float_sum;
 pub mod project;
 pub mod union;

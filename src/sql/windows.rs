@@ -1,0 +1,366 @@
+//! Windowed queries, in both dialects, rewritten into plain SQL plus a [`WindowSpec`].
+//!
+//! - Postgres/Flink/RisingWave: `FROM TUMBLE(s, ts, INTERVAL '1' MINUTE)`,
+//!   `HOP(s, ts, INTERVAL '1' MINUTE, INTERVAL '5' MINUTES)` (slide, then size, as Flink),
+//!   producing `window_start` / `window_end` columns to GROUP BY.
+//! - ksqlDB: `FROM s WINDOW TUMBLING (SIZE 1 MINUTE [, RETENTION ...] [, GRACE PERIOD ...])`,
+//!   `WINDOW HOPPING (SIZE 5 MINUTES, ADVANCE BY 1 MINUTE, ...)`, with `WINDOWSTART` /
+//!   `WINDOWEND` usable in SELECT; the window is implicitly part of the GROUP BY.
+//!
+//! The rewrite replaces the windowed relation by a subquery that adds the window columns
+//! (a hopping window is a UNION ALL of one branch per window a row falls into). The same SQL
+//! therefore runs in batch on DataFusion (the differential oracle) and lowers onto the
+//! ordinary operators; the spec tells the aggregate which column is the window, so it can
+//! drop late rows, close windows at the watermark and free their state.
+
+use datafusion::sql::sqlparser::ast::{
+    DateTimeField, Expr, FunctionArg, FunctionArgExpr, Ident, Query, SetExpr, TableFactor, Value,
+};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+
+use crate::error::{EddyError, Result};
+
+pub const MICROS_PER_SECOND: i64 = 1_000_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowKind {
+    Tumbling { size: i64 },
+    Hopping { size: i64, advance: i64 },
+}
+
+impl WindowKind {
+    pub fn size(&self) -> i64 {
+        match self {
+            WindowKind::Tumbling { size } | WindowKind::Hopping { size, .. } => *size,
+        }
+    }
+}
+
+/// Everything the dataflow needs to know about a windowed aggregation. Times in µs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowSpec {
+    pub kind: WindowKind,
+    /// The stream the window reads and its event-time column.
+    pub source: String,
+    pub time_column: String,
+    /// Late rows within `grace` after the window end still count.
+    pub grace: i64,
+    /// Closed windows stay readable in the view for this long after their end + grace.
+    pub retention: Option<i64>,
+    /// Output column names of the window bounds.
+    pub start_column: String,
+    pub end_column: String,
+}
+
+/// A ksqlDB `WINDOW ...` clause cut out of the statement text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KsqlWindow {
+    pub kind: WindowKind,
+    pub grace: Option<i64>,
+    pub retention: Option<i64>,
+}
+
+/// Parse a duration: `1 MINUTE`, `'5' SECOND`, `'1 hour'`, `10 SECONDS`, `500 ms`.
+pub fn parse_duration(text: &str) -> Result<i64> {
+    let cleaned = text.replace('\'', " ");
+    let mut parts = cleaned.split_whitespace();
+    let n = parts.next().ok_or_else(|| bad_duration(text))?;
+    let n: f64 = n.parse().map_err(|_| bad_duration(text))?;
+    let unit = parts.next().unwrap_or("second").to_lowercase();
+    if parts.next().is_some() {
+        return Err(bad_duration(text));
+    }
+    let per = match unit.as_str() {
+        "us" | "microsecond" | "microseconds" => 1,
+        "ms" | "millisecond" | "milliseconds" => 1_000,
+        "s" | "sec" | "secs" | "second" | "seconds" => MICROS_PER_SECOND,
+        "m" | "min" | "mins" | "minute" | "minutes" => 60 * MICROS_PER_SECOND,
+        "h" | "hour" | "hours" => 3_600 * MICROS_PER_SECOND,
+        "d" | "day" | "days" => 86_400 * MICROS_PER_SECOND,
+        _ => return Err(bad_duration(text)),
+    };
+    let v = (n * per as f64).round();
+    if v <= 0.0 {
+        return Err(EddyError::query("22023", format!("window duration must be positive, got {text}")));
+    }
+    Ok(v as i64)
+}
+
+fn bad_duration(text: &str) -> EddyError {
+    EddyError::query("22007", format!("invalid duration \"{}\"; write e.g. INTERVAL '1' MINUTE or 10 SECONDS", text.trim()))
+}
+
+/// A duration given as an SQL expression (`INTERVAL '1' MINUTE`, `INTERVAL '1 minute'`).
+pub fn duration_of(e: &Expr) -> Result<i64> {
+    match e {
+        Expr::Interval(i) => {
+            let value = match i.value.as_ref() {
+                Expr::Value(v) => match &v.value {
+                    Value::SingleQuotedString(s) | Value::Number(s, _) => s.clone(),
+                    other => other.to_string(),
+                },
+                other => other.to_string(),
+            };
+            let unit = match &i.leading_field {
+                Some(DateTimeField::Microsecond | DateTimeField::Microseconds) => " microsecond",
+                Some(DateTimeField::Millisecond | DateTimeField::Milliseconds) => " millisecond",
+                Some(DateTimeField::Second | DateTimeField::Seconds) => " second",
+                Some(DateTimeField::Minute | DateTimeField::Minutes) => " minute",
+                Some(DateTimeField::Hour | DateTimeField::Hours) => " hour",
+                Some(DateTimeField::Day | DateTimeField::Days) => " day",
+                None => "",
+                Some(other) => return Err(EddyError::unsupported(format!("window durations in {other}"))),
+            };
+            parse_duration(&format!("{value}{unit}"))
+        }
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) => parse_duration(s),
+            other => parse_duration(&other.to_string()),
+        },
+        other => Err(bad_duration(&other.to_string())),
+    }
+}
+
+/// Cut a ksqlDB `WINDOW TUMBLING|HOPPING|SESSION (...)` clause out of `sql`.
+pub fn extract_ksql_window(sql: &str) -> Result<(String, Option<KsqlWindow>)> {
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql)
+        .tokenize_with_location()
+        .map_err(|e| EddyError::syntax(format!("syntax error: {e}")))?;
+    let significant: Vec<(usize, &Token)> = tokens
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| !matches!(t.token, Token::Whitespace(_)))
+        .map(|(i, t)| (i, &t.token))
+        .collect();
+    let word = |t: &Token, w: &str| matches!(t, Token::Word(x) if x.quote_style.is_none() && x.value.eq_ignore_ascii_case(w));
+    for (k, (_, t)) in significant.iter().enumerate() {
+        if !word(t, "WINDOW") {
+            continue;
+        }
+        let Some((_, kind_tok)) = significant.get(k + 1) else { continue };
+        let kind = if word(kind_tok, "TUMBLING") {
+            "TUMBLING"
+        } else if word(kind_tok, "HOPPING") {
+            "HOPPING"
+        } else if word(kind_tok, "SESSION") {
+            "SESSION"
+        } else {
+            continue;
+        };
+        // The parenthesised body.
+        let Some((_, Token::LParen)) = significant.get(k + 2) else {
+            return Err(EddyError::syntax(format!("syntax error: expected ( after WINDOW {kind}")));
+        };
+        let mut depth = 0;
+        let mut end = None;
+        for (j, (_, t)) in significant.iter().enumerate().skip(k + 2) {
+            match t {
+                Token::LParen => depth += 1,
+                Token::RParen => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = Some(j);
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let end = end.ok_or_else(|| EddyError::syntax("syntax error: unclosed WINDOW (...)"))?;
+        let body: String = significant[k + 3..end].iter().map(|(_, t)| t.to_string()).collect::<Vec<_>>().join(" ");
+        let window = parse_ksql_window_body(kind, &body)?;
+        // Rebuild the statement without the clause.
+        let (from, to) = (significant[k].0, significant[end].0);
+        let rest: String = tokens
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i < from || *i > to)
+            .map(|(_, t)| t.token.to_string())
+            .collect();
+        return Ok((rest, Some(window)));
+    }
+    Ok((sql.to_string(), None))
+}
+
+fn parse_ksql_window_body(kind: &str, body: &str) -> Result<KsqlWindow> {
+    if kind == "SESSION" {
+        return Err(EddyError::unsupported("WINDOW SESSION is not supported yet; use WINDOW TUMBLING or WINDOW HOPPING"));
+    }
+    let mut size = None;
+    let mut advance = None;
+    let mut grace = None;
+    let mut retention = None;
+    for part in body.split(',') {
+        let p = part.trim();
+        let upper = p.to_uppercase();
+        if let Some(rest) = upper.strip_prefix("SIZE") {
+            size = Some(parse_duration(rest)?);
+        } else if let Some(rest) = upper.strip_prefix("ADVANCE BY") {
+            advance = Some(parse_duration(rest)?);
+        } else if let Some(rest) = upper.strip_prefix("GRACE PERIOD") {
+            grace = Some(parse_grace(rest)?);
+        } else if let Some(rest) = upper.strip_prefix("RETENTION") {
+            retention = Some(parse_duration(rest)?);
+        } else {
+            return Err(EddyError::syntax(format!("syntax error: unknown window property \"{p}\" (expected SIZE, ADVANCE BY, GRACE PERIOD or RETENTION)")));
+        }
+    }
+    let size = size.ok_or_else(|| EddyError::syntax(format!("syntax error: WINDOW {kind} needs SIZE")))?;
+    let kind = match kind {
+        "TUMBLING" => {
+            if advance.is_some() {
+                return Err(EddyError::syntax("syntax error: ADVANCE BY applies to WINDOW HOPPING"));
+            }
+            WindowKind::Tumbling { size }
+        }
+        _ => {
+            let advance = advance.ok_or_else(|| EddyError::syntax("syntax error: WINDOW HOPPING needs ADVANCE BY"))?;
+            hopping(size, advance)?
+        }
+    };
+    Ok(KsqlWindow { kind, grace, retention })
+}
+
+fn parse_grace(text: &str) -> Result<i64> {
+    // GRACE PERIOD 0 SECONDS is allowed.
+    if text.split_whitespace().next().map(|n| n.parse::<f64>() == Ok(0.0)).unwrap_or(false) {
+        return Ok(0);
+    }
+    parse_duration(text)
+}
+
+/// A hopping window must advance by a divisor of its size, so every row is in exactly
+/// size/advance windows.
+pub fn hopping(size: i64, advance: i64) -> Result<WindowKind> {
+    if advance > size {
+        return Err(EddyError::query("22023", "ADVANCE BY must not be larger than the window SIZE"));
+    }
+    if size % advance != 0 {
+        return Err(EddyError::query("22023", "the window SIZE must be a multiple of ADVANCE BY"));
+    }
+    if size / advance > 1000 {
+        return Err(EddyError::query("22023", "a row would fall into more than 1000 hopping windows; use a larger ADVANCE BY"));
+    }
+    Ok(WindowKind::Hopping { size, advance })
+}
+
+/// SQL for the window-start expression(s) of a time column: one per window a row falls
+/// into. `time` is the quoted column, already a timestamp.
+fn window_starts(kind: WindowKind, time: &str) -> Vec<String> {
+    let bin = |stride: i64| format!("date_bin(INTERVAL '{stride} microseconds', {time}, TIMESTAMP '1970-01-01 00:00:00')");
+    match kind {
+        WindowKind::Tumbling { size } => vec![bin(size)],
+        WindowKind::Hopping { size, advance } => (0..size / advance)
+            .map(|i| {
+                if i == 0 {
+                    bin(advance)
+                } else {
+                    format!("{} - INTERVAL '{} microseconds'", bin(advance), i * advance)
+                }
+            })
+            .collect(),
+    }
+}
+
+/// The subquery replacing a windowed relation: its columns plus the window bounds.
+/// `time_expr` converts the event-time column to a timestamp.
+pub fn windowed_relation_sql(kind: WindowKind, source: &str, time_expr: &str, start: &str, end: &str) -> String {
+    let size = kind.size();
+    window_starts(kind, time_expr)
+        .into_iter()
+        .map(|s| {
+            format!(
+                "SELECT *, {s} AS \"{start}\", {s} + INTERVAL '{size} microseconds' AS \"{end}\" FROM \"{}\"",
+                source.replace('"', "\"\"")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
+}
+
+/// A window table function in FROM: `TUMBLE(s, ts, size)` or `HOP(s, ts, slide, size)`.
+pub struct WindowFunction {
+    pub kind: WindowKind,
+    pub source: String,
+    pub time_column: String,
+    pub alias: Option<Ident>,
+}
+
+pub fn window_function(t: &TableFactor) -> Result<Option<WindowFunction>> {
+    let TableFactor::Table { name, args: Some(args), alias, .. } = t else { return Ok(None) };
+    let fname = name.to_string().to_uppercase();
+    if !matches!(fname.as_str(), "TUMBLE" | "HOP" | "SESSION") {
+        return Ok(None);
+    }
+    if fname == "SESSION" {
+        return Err(EddyError::unsupported("SESSION windows are not supported yet; use TUMBLE or HOP"));
+    }
+    let exprs: Vec<&Expr> = args
+        .args
+        .iter()
+        .map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Ok(e),
+            other => Err(EddyError::syntax(format!("syntax error: unexpected argument {other} to {fname}"))),
+        })
+        .collect::<Result<_>>()?;
+    let ident = |e: &Expr, what: &str| match e {
+        Expr::Identifier(i) => Ok(crate::sql::parser::ident_name(i)),
+        Expr::CompoundIdentifier(parts) => Ok(crate::sql::parser::ident_name(parts.last().expect("non-empty"))),
+        other => Err(EddyError::syntax(format!("syntax error: {fname} expects {what}, got {other}"))),
+    };
+    let (kind, source, time_column) = match (fname.as_str(), exprs.as_slice()) {
+        ("TUMBLE", [s, ts, size]) => (WindowKind::Tumbling { size: duration_of(size)? }, ident(s, "a stream")?, ident(ts, "a time column")?),
+        ("HOP", [s, ts, slide, size]) => (hopping(duration_of(size)?, duration_of(slide)?)?, ident(s, "a stream")?, ident(ts, "a time column")?),
+        ("TUMBLE", _) => return Err(EddyError::syntax("syntax error: TUMBLE(stream, time_column, INTERVAL size)")),
+        _ => return Err(EddyError::syntax("syntax error: HOP(stream, time_column, INTERVAL slide, INTERVAL size)")),
+    };
+    Ok(Some(WindowFunction { kind, source, time_column, alias: alias.as_ref().map(|a| a.name.clone()) }))
+}
+
+/// Parse SQL text of a subquery into a FROM-clause factor.
+pub fn derived_table(sql: &str, alias: &str) -> Result<TableFactor> {
+    let q = Parser::new(&PostgreSqlDialect {}).try_with_sql(&format!("SELECT * FROM ({sql}) AS \"{alias}\""))?.parse_query()?;
+    match *q.body {
+        SetExpr::Select(s) => Ok(s.from.into_iter().next().expect("one FROM item").relation),
+        _ => Err(EddyError::internal("derived table did not parse as SELECT")),
+    }
+}
+
+pub fn parse_query(sql: &str) -> Result<Box<Query>> {
+    Ok(Parser::new(&PostgreSqlDialect {}).try_with_sql(sql)?.parse_query()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_in_every_spelling() {
+        assert_eq!(parse_duration("1 MINUTE").unwrap(), 60_000_000);
+        assert_eq!(parse_duration("10 SECONDS").unwrap(), 10_000_000);
+        assert_eq!(parse_duration("'5' second").unwrap(), 5_000_000);
+        assert_eq!(parse_duration("500 ms").unwrap(), 500_000);
+        assert!(parse_duration("0 seconds").is_err());
+        assert!(parse_duration("-1 minute").is_err());
+        assert!(parse_duration("1 fortnight").is_err());
+    }
+
+    #[test]
+    fn ksql_window_clause_is_cut_out() {
+        let (rest, w) = extract_ksql_window(
+            "SELECT page, count(*) FROM pv WINDOW TUMBLING (SIZE 1 MINUTE, GRACE PERIOD 10 SECONDS) GROUP BY page",
+        )
+        .unwrap();
+        assert_eq!(rest.split_whitespace().collect::<Vec<_>>().join(" "), "SELECT page, count(*) FROM pv GROUP BY page");
+        assert_eq!(w.unwrap(), KsqlWindow { kind: WindowKind::Tumbling { size: 60_000_000 }, grace: Some(10_000_000), retention: None });
+    }
+
+    #[test]
+    fn hopping_advance_must_divide_size() {
+        assert!(hopping(60, 20).is_ok());
+        assert!(hopping(60, 25).is_err());
+        assert!(hopping(60, 120).is_err());
+    }
+}
