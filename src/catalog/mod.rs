@@ -57,6 +57,28 @@ pub struct Relation {
     pub depends_on: Vec<String>,
     pub storage: Storage,
     pub dataflow: Option<Dataflow>,
+    /// The event-time column of a stream, and its watermark.
+    pub event_time: Option<EventTime>,
+    /// Rows refused at the door (e.g. a NULL event time), since start.
+    pub rejected_rows: u64,
+}
+
+/// Event time of a stream: which column, how out of order rows may arrive, and how long
+/// rows are kept for reading. Times are µs since the epoch.
+#[derive(Debug, Clone)]
+pub struct EventTime {
+    pub column: usize,
+    pub delay: i64,
+    pub retention: Option<i64>,
+    /// Largest event time seen.
+    pub max_seen: Option<i64>,
+}
+
+impl EventTime {
+    /// Max event time seen − allowed delay; never goes back (max_seen only grows).
+    pub fn watermark(&self) -> Option<i64> {
+        self.max_seen.map(|m| m.saturating_sub(self.delay))
+    }
 }
 
 impl Relation {

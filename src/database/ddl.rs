@@ -6,15 +6,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::compute::concat_batches;
-use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::sql::sqlparser::ast::{Query, SqlOption};
 
 use super::{Database, Inner};
-use crate::catalog::{Relation, RelationKind};
+use crate::catalog::{EventTime, Relation, RelationKind};
 use crate::dataflow::{ChangeBatch, Dataflow};
 use crate::error::{EddyError, Result};
 use crate::plan::Lowering;
 use crate::sql::parser::{ident_name, is_not_null, primary_key, DropKind};
+use crate::sql::windows::{rewrite_windows, KsqlWindow, WindowCatalog};
 use crate::sql::{EddyStatement, Emit, ViewKind};
 use crate::state::LogEntry;
 use crate::view::arrangement::KeyedArrangement;
@@ -31,6 +32,7 @@ impl Database {
                 constraints,
                 options,
                 if_not_exists,
+                watermark,
             } => {
                 if self.lock().get(name).is_some() {
                     if *if_not_exists {
@@ -38,7 +40,7 @@ impl Database {
                     }
                     return Err(EddyError::DuplicateRelation(name.clone()));
                 }
-                check_source_options(options)?;
+                let source_options = check_source_options(options, *is_stream)?;
                 let mut fields = Vec::new();
                 let mut not_null = Vec::new();
                 for (i, c) in columns.iter().enumerate() {
@@ -128,6 +130,45 @@ impl Database {
                     not_null.extend(key.iter().copied());
                     Storage::Keyed(KeyedArrangement::try_new(schema.clone(), key.clone())?)
                 };
+                let time_column = match (watermark, &source_options.timestamp) {
+                    (Some(_), Some(_)) => {
+                        return Err(EddyError::syntax("syntax error: give the event time either as WATERMARK FOR or as WITH (TIMESTAMP=...), not both"))
+                    }
+                    (Some((c, delay)), None) => Some((c.clone(), *delay)),
+                    (None, Some(c)) => Some((c.clone(), 0)),
+                    (None, None) => None,
+                };
+                let event_time = match time_column {
+                    Some((c, delay)) => {
+                        let idx = schema.index_of(&c).map_err(|_| {
+                            EddyError::UnknownColumn(format!(
+                                "event-time column \"{c}\" does not exist in {name}"
+                            ))
+                        })?;
+                        let t = schema.field(idx).data_type();
+                        if !matches!(t, DataType::Timestamp(_, _) | DataType::Int64) {
+                            return Err(EddyError::query(
+                                "42804",
+                                format!("event-time column \"{c}\" must be TIMESTAMP, TIMESTAMPTZ or BIGINT (epoch milliseconds), not {}", crate::sql::types::pg_type_name(t)),
+                            ));
+                        }
+                        Some(EventTime {
+                            column: idx,
+                            delay,
+                            retention: source_options.retention,
+                            max_seen: None,
+                        })
+                    }
+                    None => {
+                        if source_options.retention.is_some() {
+                            return Err(EddyError::query(
+                                "22023",
+                                "RETENTION needs an event-time column (WATERMARK FOR or TIMESTAMP)",
+                            ));
+                        }
+                        None
+                    }
+                };
                 let mut inner = self.lock();
                 if log {
                     self.store.append(&[LogEntry::Ddl(sql.to_string())])?;
@@ -150,6 +191,8 @@ impl Database {
                     depends_on: vec![],
                     storage,
                     dataflow: None,
+                    event_time,
+                    rejected_rows: 0,
                 });
                 Ok(tag_create(*is_stream))
             }
@@ -160,26 +203,22 @@ impl Database {
                 emit,
                 options,
                 if_not_exists,
+                window,
             } => {
                 let tag = match kind {
                     ViewKind::MaterializedView => "CREATE MATERIALIZED VIEW",
                     ViewKind::Table => "CREATE TABLE",
                     ViewKind::Stream => "CREATE STREAM",
                 };
-                if self.lock().get(name).is_some() {
+                let mut inner = self.lock();
+                if inner.get(name).is_some() {
                     if *if_not_exists {
                         return Ok(tag.into());
                     }
                     return Err(EddyError::DuplicateRelation(name.clone()));
                 }
                 check_view_options(options)?;
-                if *emit == Some(Emit::Final) {
-                    return Err(EddyError::unsupported(
-                        "EMIT FINAL needs a windowed aggregation (WINDOW TUMBLING/HOPPING/SESSION), which is not supported yet",
-                    ));
-                }
-                let (flow, definition) = self.build_view(name, *kind, query)?;
-                let mut inner = self.lock();
+                let flow = self.plan_view(&inner, name, *kind, query, window.as_ref(), *emit)?;
                 let storage = if *kind == ViewKind::Stream {
                     Storage::log(flow.schema.clone())
                 } else {
@@ -197,11 +236,13 @@ impl Database {
                     schema: flow.schema.clone(),
                     primary_key: vec![],
                     not_null: vec![],
-                    definition: Some(definition),
+                    definition: Some(query.to_string()),
                     create_sql: sql.to_string(),
                     depends_on: flow.sources.clone(),
                     storage,
                     dataflow: Some(flow),
+                    event_time: None,
+                    rejected_rows: 0,
                 };
                 backfill(&mut inner, &mut rel)?;
                 if log {
@@ -256,63 +297,44 @@ impl Database {
         }
     }
 
-    /// Plan and lower a view's query. Returns its dataflow and its definition text.
-    pub(super) fn build_view(
+    /// Plan a view's query against the catalog (schemas only) and lower it to a dataflow.
+    /// Window functions and a ksqlDB WINDOW clause are rewritten to plain SQL first.
+    pub(super) fn plan_view(
         &self,
+        inner: &Inner,
         name: &str,
         kind: ViewKind,
         query: &Query,
-    ) -> Result<(Dataflow, String)> {
+        ksql_window: Option<&KsqlWindow>,
+        emit: Option<Emit>,
+    ) -> Result<Dataflow> {
         check_set_operations(&query.body)?;
-        // Planning needs only schemas; block_in_place is not needed because the planner
-        // does no I/O for in-memory tables.
-        let (_, plan) = futures::executor::block_on(self.plan_query(query, true))?;
-        let schema = super::query::postgres_schema(query, plan.schema().as_arrow());
-        let mut seen = std::collections::HashSet::new();
-        for f in schema.fields() {
-            if !seen.insert(f.name().clone()) {
-                return Err(EddyError::query(
-                    "42701",
-                    format!("column \"{}\" specified more than once in {name}; give the columns distinct names with AS", f.name()),
-                ));
-            }
+        let mut query = query.clone();
+        let column_type = |rel: &str, col: &str| {
+            let r = inner.get(rel)?;
+            r.schema
+                .field_with_name(col)
+                .ok()
+                .map(|f| f.data_type().clone())
+        };
+        let event_time = |rel: &str| {
+            let r = inner.get(rel)?;
+            r.event_time
+                .as_ref()
+                .map(|e| r.schema.field(e.column).name().clone())
+        };
+        let cat = WindowCatalog {
+            column_type: &column_type,
+            event_time: &event_time,
+        };
+        let window = rewrite_windows(&mut query, ksql_window, &cat)?;
+        let emit_final = emit == Some(Emit::Final);
+        if emit_final && window.is_none() {
+            return Err(EddyError::unsupported(
+                "EMIT FINAL needs a windowed aggregation (TUMBLE/HOP or WINDOW TUMBLING/HOPPING)",
+            ));
         }
-        let inner = self.lock();
-        let append_only = |n: &str| {
-            inner
-                .get(n)
-                .map(|r| r.kind.is_append_only())
-                .unwrap_or(false)
-        };
-        let flow = Lowering::new(&append_only).lower(&plan, schema)?;
-        if kind == ViewKind::Stream && !flow.append_only {
-            return Err(EddyError::WrongObjectType(format!(
-                "CREATE STREAM {name} AS SELECT needs an append-only result, but this query updates or retracts rows (it aggregates, or reads a table); use CREATE TABLE {name} AS ... or CREATE MATERIALIZED VIEW"
-            )));
-        }
-        Ok((flow, query.to_string()))
-    }
-
-    /// Rebuild a view from scratch: new operators, backfilled from its inputs' current
-    /// contents. Used to undo a failed epoch.
-    pub(super) fn rebuild_view(&self, inner: &mut Inner, name: &str) -> Result<()> {
-        let Some(rel) = inner.get(name) else {
-            return Ok(());
-        };
-        let Some(def) = rel.definition.clone() else {
-            return Ok(());
-        };
-        let kind = match rel.kind {
-            RelationKind::DerivedStream => ViewKind::Stream,
-            RelationKind::DerivedTable => ViewKind::Table,
-            _ => ViewKind::MaterializedView,
-        };
-        let query = datafusion::sql::sqlparser::parser::Parser::new(
-            &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
-        )
-        .try_with_sql(&def)?
-        .parse_query()?;
-        // Plan against the current schemas without taking the lock again.
+        // Planning needs only schemas: register empty tables for the relations it reads.
         let names = super::query::referenced_relations(&query);
         let schema = Arc::new(datafusion::catalog::MemorySchemaProvider::new());
         for n in &names {
@@ -327,20 +349,80 @@ impl Database {
         }
         let ctx = super::query::context_with_schema(&self.view_state, schema);
         let stmt = datafusion::sql::parser::Statement::Statement(Box::new(
-            datafusion::sql::sqlparser::ast::Statement::Query(query.clone()),
+            datafusion::sql::sqlparser::ast::Statement::Query(Box::new(query.clone())),
         ));
+        // The planner does no I/O for in-memory tables, so this completes at once.
         let plan = futures::executor::block_on(ctx.state().statement_to_plan(stmt))?;
         crate::plan::check_time_functions(&plan)?;
         let plan = ctx.state().optimize(&plan)?;
         let schema = super::query::postgres_schema(&query, plan.schema().as_arrow());
-        let kinds: HashMap<String, bool> = inner
-            .relations
-            .iter()
-            .map(|r| (r.name.clone(), r.kind.is_append_only()))
-            .collect();
-        let append_only = |n: &str| kinds.get(n).copied().unwrap_or(false);
-        let flow = Lowering::new(&append_only).lower(&plan, schema)?;
-        let storage = if kind == ViewKind::Stream {
+        let mut seen = std::collections::HashSet::new();
+        for f in schema.fields() {
+            if !seen.insert(f.name().clone()) {
+                return Err(EddyError::query(
+                    "42701",
+                    format!("column \"{}\" specified more than once in {name}; give the columns distinct names with AS", f.name()),
+                ));
+            }
+        }
+        let append_only = |n: &str| {
+            inner
+                .get(n)
+                .map(|r| r.kind.is_append_only())
+                .unwrap_or(false)
+        };
+        let flow = Lowering::new(&append_only)
+            .with_window(window.map(|w| (w, emit_final)))
+            .lower(&plan, schema)?;
+        if kind == ViewKind::Stream && !flow.append_only {
+            return Err(EddyError::WrongObjectType(format!(
+                "CREATE STREAM {name} AS SELECT needs an append-only result, but this query updates or retracts rows (it aggregates, or reads a table); use CREATE TABLE {name} AS ... or CREATE MATERIALIZED VIEW"
+            )));
+        }
+        Ok(flow)
+    }
+
+    /// The dataflow a CREATE ... AS statement would get (EXPLAIN).
+    pub(super) fn build_view(&self, stmt: &EddyStatement) -> Result<Dataflow> {
+        let EddyStatement::CreateView {
+            name,
+            kind,
+            query,
+            emit,
+            window,
+            ..
+        } = stmt
+        else {
+            return Err(EddyError::internal("not a CREATE ... AS"));
+        };
+        let inner = self.lock();
+        self.plan_view(&inner, name, *kind, query, window.as_ref(), *emit)
+    }
+
+    /// Rebuild a view from scratch: new operators, backfilled from its inputs' current
+    /// contents. Used to undo a failed epoch.
+    pub(super) fn rebuild_view(&self, inner: &mut Inner, name: &str) -> Result<()> {
+        let Some(rel) = inner.get(name) else {
+            return Ok(());
+        };
+        if rel.dataflow.is_none() {
+            return Ok(());
+        }
+        let stmt = crate::sql::parse_statement(&rel.create_sql)?;
+        let EddyStatement::CreateView {
+            kind,
+            query,
+            emit,
+            window,
+            ..
+        } = &stmt
+        else {
+            return Err(EddyError::internal(
+                "a view's CREATE statement did not parse back",
+            ));
+        };
+        let flow = self.plan_view(inner, name, *kind, query, window.as_ref(), *emit)?;
+        let storage = if *kind == ViewKind::Stream {
             Storage::log(flow.schema.clone())
         } else {
             Storage::Multiset(Arrangement::try_new(flow.schema.clone())?)
@@ -395,7 +477,13 @@ fn backfill(inner: &mut Inner, rel: &mut Relation) -> Result<()> {
         let data = concat_batches(&source.schema, batches.iter())?;
         deltas.insert(slot, ChangeBatch::inserts(data));
     }
-    if let Some(out) = flow.step(&deltas)? {
+    let watermark = flow
+        .window
+        .as_ref()
+        .and_then(|w| inner.get(&w.source))
+        .and_then(|r| r.event_time.as_ref())
+        .and_then(|e| e.watermark());
+    if let Some(out) = flow.step(&deltas, watermark)? {
         rel.storage.apply(&out)?;
     }
     Ok(())
@@ -452,25 +540,54 @@ const KAFKA_OPTIONS: &[&str] = &[
     "properties.bootstrap.server",
     "format",
     "replicas",
-    "timestamp",
     "timestamp_format",
 ];
 
-fn check_source_options(options: &[SqlOption]) -> Result<()> {
+#[derive(Default)]
+struct SourceOptions {
+    timestamp: Option<String>,
+    retention: Option<i64>,
+}
+
+fn option_value(o: &SqlOption) -> String {
+    use datafusion::sql::sqlparser::ast::{Expr, Value};
+    match o {
+        SqlOption::KeyValue { value, .. } => match value {
+            Expr::Value(v) => match &v.value {
+                Value::SingleQuotedString(s) => s.clone(),
+                other => other.to_string(),
+            },
+            Expr::Identifier(i) => i.value.clone(),
+            other => other.to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
+fn check_source_options(options: &[SqlOption], is_stream: bool) -> Result<SourceOptions> {
+    let mut out = SourceOptions::default();
     for o in options {
         let n = option_name(o);
-        if KAFKA_OPTIONS.contains(&n.as_str()) {
-            return Err(EddyError::unsupported(format!(
-                "WITH ({}) is not supported yet: streams and tables are fed by INSERT for now (Kafka sources and event-time columns are planned)",
-                n.to_uppercase()
-            )));
+        match n.as_str() {
+            "timestamp" if is_stream => out.timestamp = Some(option_value(o).to_lowercase()),
+            "retention" if is_stream => {
+                out.retention = Some(crate::sql::windows::parse_duration(&option_value(o))?)
+            }
+            _ if KAFKA_OPTIONS.contains(&n.as_str()) => {
+                return Err(EddyError::unsupported(format!(
+                    "WITH ({}) is not supported yet: streams and tables are fed by INSERT for now (Kafka sources are planned)",
+                    n.to_uppercase()
+                )))
+            }
+            _ => {
+                return Err(EddyError::query(
+                    "22023",
+                    format!("unknown option \"{n}\" in WITH (...)"),
+                ))
+            }
         }
-        return Err(EddyError::query(
-            "22023",
-            format!("unknown option \"{n}\" in WITH (...)"),
-        ));
     }
-    Ok(())
+    Ok(out)
 }
 
 fn check_view_options(options: &[SqlOption]) -> Result<()> {

@@ -62,6 +62,7 @@ impl Database {
         check_not_null(&rows, &not_null, name)?;
         let n = rows.num_rows();
         let mut inner = self.lock();
+        let rows = admit(&mut inner, name, rows)?;
         let delta = match (&inner.require(name)?.storage, kind) {
             (Storage::Keyed(k), _) => k.upsert_delta(&rows)?,
             _ => ChangeBatch::inserts(rows),
@@ -141,6 +142,7 @@ impl Database {
         let rows = RecordBatch::try_new(schema.clone(), columns)?;
         check_not_null(&rows, &not_null, &name)?;
         let mut inner = self.lock();
+        let rows = admit(&mut inner, &name, rows)?;
         let delta = match (&inner.require(&name)?.storage, kind) {
             (Storage::Keyed(k), _) => k.upsert_delta(&rows)?,
             _ => ChangeBatch::inserts(rows),
@@ -440,6 +442,31 @@ fn decode_bytea(array: &ArrayRef, column: &str) -> Result<ArrayRef> {
         });
     }
     Ok(std::sync::Arc::new(BinaryArray::from_iter(out)))
+}
+
+/// Rows without an event time cannot be placed in time: they are refused and counted
+/// (visible as `rejected_rows` in `eddy_relations`), and the rest of the statement goes in.
+fn admit(inner: &mut super::Inner, name: &str, rows: RecordBatch) -> Result<RecordBatch> {
+    let Some(rel) = inner.get_mut(name) else {
+        return Ok(rows);
+    };
+    let Some(et) = rel.event_time.as_ref() else {
+        return Ok(rows);
+    };
+    let column = rows.column(et.column);
+    if column.null_count() == 0 {
+        return Ok(rows);
+    }
+    rel.rejected_rows += column.null_count() as u64;
+    tracing::warn!(
+        relation = name,
+        rows = column.null_count(),
+        "rows without an event time rejected"
+    );
+    let keep = datafusion::arrow::compute::is_not_null(column)?;
+    Ok(datafusion::arrow::compute::filter_record_batch(
+        &rows, &keep,
+    )?)
 }
 
 fn check_not_null(rows: &RecordBatch, not_null: &[usize], name: &str) -> Result<()> {

@@ -303,6 +303,13 @@ impl Database {
             .ok_or_else(|| EddyError::UnknownRelation(name.to_string()))?
             .storage
             .apply(&delta)?;
+        let previous_max = match advance_event_time(inner, name, &delta) {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = inner.get_mut(name).map(|r| r.storage.revert(&delta));
+                return Err(e);
+            }
+        };
         let result = Self::propagate(inner, name, &delta).and_then(|touched| {
             if log {
                 self.store
@@ -316,8 +323,14 @@ impl Database {
             }
         });
         match result {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                trim_to_retention(inner, name)?;
+                Ok(())
+            }
             Err(e) => {
+                if let Some(et) = inner.get_mut(name).and_then(|r| r.event_time.as_mut()) {
+                    et.max_seen = previous_max;
+                }
                 if let Err(undo) = self.undo_epoch(inner, name, &delta) {
                     tracing::error!(error = %undo, "could not undo a failed epoch");
                 }
@@ -332,9 +345,28 @@ impl Database {
         let mut pending: HashMap<String, ChangeBatch> = HashMap::new();
         pending.insert(name.to_string(), delta.clone());
         let mut touched = vec![name.to_string()];
+        let watermarks: HashMap<String, i64> = inner
+            .relations
+            .iter()
+            .filter_map(|r| {
+                r.event_time
+                    .as_ref()
+                    .and_then(|e| e.watermark())
+                    .map(|w| (r.name.clone(), w))
+            })
+            .collect();
         for rel in inner.relations.iter_mut() {
             let Some(flow) = rel.dataflow.as_mut() else {
                 continue;
+            };
+            let watermark = flow
+                .window
+                .as_ref()
+                .and_then(|w| watermarks.get(&w.source).copied());
+            let advanced = match (watermark, flow.watermark) {
+                (Some(w), Some(old)) => w > old,
+                (Some(_), None) => true,
+                _ => false,
             };
             let deltas: HashMap<usize, ChangeBatch> = flow
                 .sources
@@ -342,10 +374,10 @@ impl Database {
                 .enumerate()
                 .filter_map(|(slot, src)| pending.get(src).map(|d| (slot, d.clone())))
                 .collect();
-            if deltas.is_empty() {
+            if deltas.is_empty() && !advanced {
                 continue;
             }
-            let out = flow.step(&deltas).map_err(|e| in_view(e, rel))?;
+            let out = flow.step(&deltas, watermark).map_err(|e| in_view(e, rel))?;
             if let Some(out) = out {
                 if !out.is_empty() {
                     rel.storage.apply(&out).map_err(|e| in_view(e, rel))?;
@@ -377,6 +409,66 @@ impl Database {
         }
         Ok(())
     }
+}
+
+/// Event times (µs) of a column: TIMESTAMP/TIMESTAMPTZ as is, BIGINT as epoch milliseconds.
+pub(crate) fn event_times(column: &datafusion::arrow::array::ArrayRef) -> Result<Vec<Option<i64>>> {
+    use datafusion::arrow::array::{Array, Int64Array, TimestampMicrosecondArray};
+    use datafusion::arrow::datatypes::{DataType, TimeUnit};
+    if let Some(ms) = column.as_any().downcast_ref::<Int64Array>() {
+        return Ok(ms
+            .iter()
+            .map(|v| v.and_then(|v| v.checked_mul(1000)))
+            .collect());
+    }
+    let micros = datafusion::arrow::compute::cast(
+        column,
+        &DataType::Timestamp(TimeUnit::Microsecond, None),
+    )?;
+    let micros = micros
+        .as_any()
+        .downcast_ref::<TimestampMicrosecondArray>()
+        .ok_or_else(|| EddyError::internal("event time is not a timestamp"))?;
+    Ok(micros.iter().collect())
+}
+
+/// Move a stream's max event time forward by the rows of `delta`. Returns the previous
+/// value (to restore if the epoch fails).
+fn advance_event_time(inner: &mut Inner, name: &str, delta: &ChangeBatch) -> Result<Option<i64>> {
+    let Some(rel) = inner.get_mut(name) else {
+        return Ok(None);
+    };
+    let Some(et) = rel.event_time.as_mut() else {
+        return Ok(None);
+    };
+    let previous = et.max_seen;
+    let times = event_times(delta.data.column(et.column))?;
+    let batch_max = times
+        .iter()
+        .zip(delta.weights.values())
+        .filter(|(_, w)| **w > 0)
+        .filter_map(|(t, _)| *t)
+        .max();
+    et.max_seen = match (et.max_seen, batch_max) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    Ok(previous)
+}
+
+/// Streams with a RETENTION keep rows for reading only until the watermark is past them.
+fn trim_to_retention(inner: &mut Inner, name: &str) -> Result<()> {
+    let Some(rel) = inner.get_mut(name) else {
+        return Ok(());
+    };
+    let Some(et) = rel.event_time.as_ref() else {
+        return Ok(());
+    };
+    let (Some(retention), Some(w)) = (et.retention, et.watermark()) else {
+        return Ok(());
+    };
+    rel.storage
+        .trim_before(et.column, w.saturating_sub(retention))
 }
 
 /// Name the view an error happened in, so the user knows which definition to look at.

@@ -61,6 +61,63 @@ pub(super) fn context_with_schema(
     SessionContext::new_with_state(state)
 }
 
+/// The system relation describing every stream, table and view: sizes, state, watermark,
+/// late and rejected rows.
+pub const SYSTEM_RELATIONS: &str = "eddy_relations";
+
+fn system_relations(inner: &super::Inner) -> Result<RecordBatch> {
+    use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray};
+    use datafusion::arrow::datatypes::TimeUnit;
+    let rels = &inner.relations;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("name", DataType::Utf8, false),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("rows", DataType::Int64, false),
+        Field::new("state_rows", DataType::Int64, false),
+        Field::new("state_bytes", DataType::Int64, false),
+        Field::new(
+            "watermark",
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            true,
+        ),
+        Field::new("late_rows", DataType::Int64, false),
+        Field::new("rejected_rows", DataType::Int64, false),
+    ]));
+    let watermark = |r: &crate::catalog::Relation| {
+        r.event_time
+            .as_ref()
+            .and_then(|e| e.watermark())
+            .or_else(|| r.dataflow.as_ref().and_then(|f| f.watermark))
+    };
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(
+            rels.iter().map(|r| r.name.clone()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rels.iter().map(|r| r.kind.noun().to_string()),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            rels.iter().map(|r| r.storage.row_count() as i64),
+        )),
+        Arc::new(Int64Array::from_iter_values(rels.iter().map(|r| {
+            r.dataflow.as_ref().map(|f| f.state_rows()).unwrap_or(0) as i64
+        }))),
+        Arc::new(Int64Array::from_iter_values(
+            rels.iter().map(|r| r.storage.approx_bytes() as i64),
+        )),
+        Arc::new(TimestampMicrosecondArray::from(
+            rels.iter().map(watermark).collect::<Vec<_>>(),
+        )),
+        Arc::new(Int64Array::from_iter_values(rels.iter().map(|r| {
+            r.dataflow.as_ref().map(|f| f.late_rows()).unwrap_or(0) as i64
+        }))),
+        Arc::new(Int64Array::from_iter_values(
+            rels.iter().map(|r| r.rejected_rows as i64),
+        )),
+    ];
+    Ok(RecordBatch::try_new(schema, columns)?)
+}
+
 /// Names of the relations a query mentions (CTE names included; unknown ones are skipped).
 pub(super) fn referenced_relations(q: &Query) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
@@ -83,6 +140,11 @@ impl Database {
         let schema = Arc::new(MemorySchemaProvider::new());
         {
             let mut inner = self.lock();
+            if names.contains(SYSTEM_RELATIONS) {
+                let batch = system_relations(&inner)?;
+                let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
+                schema.register_table(SYSTEM_RELATIONS.to_string(), Arc::new(table))?;
+            }
             for name in names {
                 let Some(rel) = inner.get_mut(name) else {
                     continue;
@@ -105,6 +167,33 @@ impl Database {
         q: &Query,
         for_view: bool,
     ) -> Result<(SessionContext, LogicalPlan)> {
+        // Window table functions work in ad-hoc queries too: rewrite them to plain SQL.
+        let rewritten;
+        let q = {
+            let mut copy = q.clone();
+            let inner = self.lock();
+            let column_type = |rel: &str, col: &str| {
+                inner
+                    .get(rel)?
+                    .schema
+                    .field_with_name(col)
+                    .ok()
+                    .map(|f| f.data_type().clone())
+            };
+            let event_time = |rel: &str| {
+                let r = inner.get(rel)?;
+                r.event_time
+                    .as_ref()
+                    .map(|e| r.schema.field(e.column).name().clone())
+            };
+            let cat = crate::sql::windows::WindowCatalog {
+                column_type: &column_type,
+                event_time: &event_time,
+            };
+            crate::sql::windows::rewrite_windows(&mut copy, None, &cat)?;
+            rewritten = copy;
+            &rewritten
+        };
         let names = referenced_relations(q);
         let state = if for_view {
             &self.view_state

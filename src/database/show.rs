@@ -286,13 +286,10 @@ impl Database {
     }
 
     pub(super) fn explain_create(&self, stmt: &EddyStatement) -> Result<Output> {
-        let EddyStatement::CreateView {
-            name, kind, query, ..
-        } = stmt
-        else {
+        let EddyStatement::CreateView { name, .. } = stmt else {
             return Err(EddyError::internal("not a CREATE ... AS"));
         };
-        let (flow, _) = self.build_view(name, *kind, query)?;
+        let flow = self.build_view(stmt)?;
         let mut text = vec![format!("dataflow for {name}")];
         text.extend(flow.explain().lines().map(|l| format!("  {l}")));
         lines("QUERY PLAN", text)

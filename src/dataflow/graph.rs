@@ -33,12 +33,30 @@ pub struct Dataflow {
     pub schema: SchemaRef,
     /// True when the output can only grow (no retractions possible).
     pub append_only: bool,
+    /// The window this view aggregates over, if any, and the last watermark applied.
+    pub window: Option<crate::sql::windows::WindowSpec>,
+    pub watermark: Option<i64>,
 }
 
 impl Dataflow {
     /// Push one epoch of source deltas through. `deltas` is keyed by source slot; a source
     /// without a delta did not change. Returns the view's delta (None: no change).
-    pub fn step(&mut self, deltas: &HashMap<usize, ChangeBatch>) -> Result<Option<ChangeBatch>> {
+    ///
+    /// `watermark` (event time, µs) is applied after the data: operators holding windows
+    /// close those it passed, and what they emit flows on in the same step.
+    pub fn step(
+        &mut self,
+        deltas: &HashMap<usize, ChangeBatch>,
+        watermark: Option<i64>,
+    ) -> Result<Option<ChangeBatch>> {
+        let advance = match (watermark, self.watermark) {
+            (Some(w), Some(old)) if w > old => Some(w),
+            (Some(w), None) => Some(w),
+            _ => None,
+        };
+        if advance.is_some() {
+            self.watermark = advance;
+        }
         let mut outputs: Vec<Option<ChangeBatch>> = Vec::with_capacity(self.nodes.len());
         for node in self.nodes.iter_mut() {
             let mut parts = Vec::new();
@@ -49,6 +67,11 @@ impl Dataflow {
                 };
                 if let Some(d) = delta {
                     parts.push(node.op.process(i, d)?);
+                }
+            }
+            if let Some(w) = advance {
+                if let Some(closed) = node.op.on_watermark(w)? {
+                    parts.push(closed);
                 }
             }
             outputs.push(if parts.is_empty() {
@@ -96,5 +119,9 @@ impl Dataflow {
 
     pub fn state_rows(&self) -> usize {
         self.nodes.iter().map(|n| n.op.state_rows()).sum()
+    }
+
+    pub fn late_rows(&self) -> u64 {
+        self.nodes.iter().map(|n| n.op.late_rows()).sum()
     }
 }

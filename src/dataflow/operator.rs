@@ -39,4 +39,9 @@ pub trait Operator: Send {
     fn state_rows(&self) -> usize {
         0
     }
+
+    /// Rows dropped because they arrived after their window closed.
+    fn late_rows(&self) -> u64 {
+        0
+    }
 }

@@ -26,6 +26,9 @@ pub struct Lowering<'a> {
     source_slots: HashMap<String, usize>,
     nodes: Vec<Node>,
     props: ExecutionProps,
+    /// The view's window and whether it emits final results only.
+    window: Option<(crate::sql::windows::WindowSpec, bool)>,
+    window_used: bool,
 }
 
 struct Lowered {
@@ -53,18 +56,39 @@ impl<'a> Lowering<'a> {
             source_slots: HashMap::new(),
             nodes: vec![],
             props: ExecutionProps::new(),
+            window: None,
+            window_used: false,
         }
+    }
+
+    pub fn with_window(mut self, window: Option<(crate::sql::windows::WindowSpec, bool)>) -> Self {
+        self.window = window;
+        self
     }
 
     /// Lower `plan`; `output_schema` is the view's schema (its column names).
     pub fn lower(mut self, plan: &LogicalPlan, output_schema: SchemaRef) -> Result<Dataflow> {
         let out = self.lower_node(plan)?;
+        if let Some((_, true)) = &self.window {
+            if !self.window_used {
+                return Err(EddyError::unsupported(
+                    "EMIT FINAL needs an aggregation grouped by the window",
+                ));
+            }
+        }
+        let window = if self.window_used {
+            self.window.map(|(w, _)| w)
+        } else {
+            None
+        };
         Ok(Dataflow {
             sources: self.sources,
             nodes: self.nodes,
             output: out.input,
             schema: output_schema,
             append_only: out.append_only,
+            window,
+            watermark: None,
         })
     }
 
@@ -189,7 +213,11 @@ impl<'a> Lowering<'a> {
                     let output_type = out_schema.field(a.group_expr.len() + i).data_type().clone();
                     aggs.push(self.aggregate_spec(e, in_schema, output_type)?);
                 }
-                let op = AggregateOp::try_new(group_exprs, group_types, aggs, out_schema.clone())?;
+                let mut op =
+                    AggregateOp::try_new(group_exprs, group_types, aggs, out_schema.clone())?;
+                if let Some(close) = self.window_close(&a.group_expr) {
+                    op = op.with_window(close);
+                }
                 let input = self.push(Box::new(op), vec![child.input], out_schema);
                 Ok(Lowered {
                     input,
@@ -244,6 +272,31 @@ impl<'a> Lowering<'a> {
             LogicalPlan::SubqueryAlias(s) => self.lower_node(&s.input),
             other => Err(EddyError::unsupported(unsupported_node(other))),
         }
+    }
+
+    /// The first aggregate grouped by the window's start or end column closes windows.
+    fn window_close(
+        &mut self,
+        group_expr: &[Expr],
+    ) -> Option<crate::dataflow::ops::aggregate::WindowClose> {
+        let (spec, emit_final) = self.window.as_ref()?;
+        if self.window_used {
+            return None;
+        }
+        let found = group_expr.iter().enumerate().find_map(|(i, e)| match e {
+            Expr::Column(c) if c.name == spec.start_column => Some((i, false)),
+            Expr::Column(c) if c.name == spec.end_column => Some((i, true)),
+            _ => None,
+        })?;
+        self.window_used = true;
+        Some(crate::dataflow::ops::aggregate::WindowClose::new(
+            found.0,
+            found.1,
+            spec.kind.size(),
+            spec.grace,
+            spec.retention,
+            *emit_final,
+        ))
     }
 
     fn aggregate_spec(

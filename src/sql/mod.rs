@@ -7,6 +7,7 @@ pub mod naming;
 pub mod parser;
 pub mod split;
 pub mod types;
+pub mod windows;
 
 pub use parser::{parse_statement, EddyStatement, Emit, ShowWhat, ViewKind};
 pub use split::split_statements;

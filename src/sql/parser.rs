@@ -72,6 +72,9 @@ pub enum EddyStatement {
         constraints: Vec<TableConstraint>,
         options: Vec<SqlOption>,
         if_not_exists: bool,
+        /// `WATERMARK FOR col AS col - INTERVAL ...`: the event-time column and the
+        /// allowed out-of-orderness in µs.
+        watermark: Option<(String, i64)>,
     },
     CreateView {
         name: String,
@@ -80,6 +83,8 @@ pub enum EddyStatement {
         emit: Option<Emit>,
         options: Vec<SqlOption>,
         if_not_exists: bool,
+        /// A ksqlDB `WINDOW TUMBLING|HOPPING (...)` clause.
+        window: Option<crate::sql::windows::KsqlWindow>,
     },
     Drop {
         kind: DropKind,
@@ -155,13 +160,16 @@ fn parse_inner(sql: &str) -> Result<EddyStatement> {
     let head = words(sql)?;
     let w = |i: usize| head.get(i).map(String::as_str).unwrap_or("");
     let (body, emit) = strip_emit(sql)?;
+    let (body, window) = crate::sql::windows::extract_ksql_window(&body)?;
     match (w(0), w(1), w(2)) {
         ("CREATE", "STREAM", _) | ("CREATE", "OR", "REPLACE")
             if w(1) == "STREAM" || w(3) == "STREAM" =>
         {
-            parse_create_stream(&body, emit)
+            parse_create_stream(&body, emit, window)
         }
-        ("CREATE", "SOURCE", _) => parse_create_stream(&body.replacen("SOURCE", "STREAM", 1), emit),
+        ("CREATE", "SOURCE", _) => {
+            parse_create_stream(&body.replacen("SOURCE", "STREAM", 1), emit, window)
+        }
         ("DROP", "STREAM", _) => parse_drop(sql, DropKind::Stream),
         ("DROP", "TABLE", _) => parse_drop(sql, DropKind::Table),
         ("DROP", "VIEW", _) => parse_drop(sql, DropKind::View),
@@ -196,7 +204,7 @@ fn parse_inner(sql: &str) -> Result<EddyStatement> {
         ("DISCARD", _, _) => Ok(EddyStatement::NoOp("DISCARD ALL")),
         ("DEALLOCATE", _, _) => Ok(EddyStatement::NoOp("DEALLOCATE")),
         ("RESET", _, _) => Ok(EddyStatement::NoOp("RESET")),
-        _ => parse_with_sqlparser(&body, emit),
+        _ => parse_with_sqlparser(&body, emit, window),
     }
 }
 
@@ -216,8 +224,13 @@ fn strip_emit(sql: &str) -> Result<(String, Option<Emit>)> {
     Ok((sql.to_string(), None))
 }
 
-fn parse_create_stream(sql: &str, emit: Option<Emit>) -> Result<EddyStatement> {
-    let mut p = Parser::new(&PostgreSqlDialect {}).try_with_sql(sql)?;
+fn parse_create_stream(
+    sql: &str,
+    emit: Option<Emit>,
+    window: Option<crate::sql::windows::KsqlWindow>,
+) -> Result<EddyStatement> {
+    let (sql, watermark) = extract_watermark(sql)?;
+    let mut p = Parser::new(&PostgreSqlDialect {}).try_with_sql(&sql)?;
     p.expect_keyword(Keyword::CREATE)?;
     let _ = p.parse_keywords(&[Keyword::OR, Keyword::REPLACE]);
     p.next_token(); // STREAM
@@ -245,6 +258,7 @@ fn parse_create_stream(sql: &str, emit: Option<Emit>) -> Result<EddyStatement> {
             emit,
             options,
             if_not_exists,
+            window,
         });
     }
     expect_end(&mut p)?;
@@ -253,9 +267,9 @@ fn parse_create_stream(sql: &str, emit: Option<Emit>) -> Result<EddyStatement> {
             "syntax error: CREATE STREAM {name} needs a column list, e.g. CREATE STREAM {name} (id INT, ts TIMESTAMP)"
         )));
     }
-    if emit.is_some() {
+    if emit.is_some() || window.is_some() {
         return Err(EddyError::syntax(
-            "syntax error: EMIT applies to CREATE ... AS SELECT only",
+            "syntax error: EMIT and WINDOW apply to CREATE ... AS SELECT only",
         ));
     }
     Ok(EddyStatement::CreateSource {
@@ -265,7 +279,84 @@ fn parse_create_stream(sql: &str, emit: Option<Emit>) -> Result<EddyStatement> {
         constraints,
         options,
         if_not_exists,
+        watermark,
     })
+}
+
+/// Cut `WATERMARK FOR col AS col [- INTERVAL ...]` out of a column list, returning the rest
+/// of the statement and (column, delay in µs).
+fn extract_watermark(sql: &str) -> Result<(String, Option<(String, i64)>)> {
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql)
+        .tokenize()
+        .map_err(|e| EddyError::syntax(format!("syntax error: {e}")))?;
+    let is_word = |t: &Token, w: &str| matches!(t, Token::Word(x) if x.quote_style.is_none() && x.value.eq_ignore_ascii_case(w));
+    let next_sig =
+        |from: usize| (from..tokens.len()).find(|i| !matches!(tokens[*i], Token::Whitespace(_)));
+    let Some(start) = (0..tokens.len()).find(|&i| {
+        is_word(&tokens[i], "WATERMARK")
+            && next_sig(i + 1)
+                .map(|j| is_word(&tokens[j], "FOR"))
+                .unwrap_or(false)
+    }) else {
+        return Ok((sql.to_string(), None));
+    };
+    // The clause ends at the next top-level comma or the closing parenthesis of the list.
+    let mut depth = 0i32;
+    let mut end = tokens.len();
+    for (i, t) in tokens.iter().enumerate().skip(start) {
+        match t {
+            Token::LParen => depth += 1,
+            Token::RParen if depth == 0 => {
+                end = i;
+                break;
+            }
+            Token::RParen => depth -= 1,
+            Token::Comma if depth == 0 => {
+                end = i;
+                break;
+            }
+            _ => {}
+        }
+    }
+    let clause: String = tokens[start..end].iter().map(|t| t.to_string()).collect();
+    // Drop the clause and one adjacent comma.
+    let (cut_from, cut_to) = if matches!(tokens.get(end), Some(Token::Comma)) {
+        (start, end + 1)
+    } else {
+        let before = (0..start)
+            .rev()
+            .find(|i| !matches!(tokens[*i], Token::Whitespace(_)));
+        match before {
+            Some(b) if matches!(tokens[b], Token::Comma) => (b, end),
+            _ => (start, end),
+        }
+    };
+    let rest: String = tokens
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i < cut_from || *i >= cut_to)
+        .map(|(_, t)| t.to_string())
+        .collect();
+    let mut p = Parser::new(&PostgreSqlDialect {}).try_with_sql(&clause)?;
+    p.next_token(); // WATERMARK
+    p.next_token(); // FOR
+    let column = ident_name(&p.parse_identifier()?);
+    p.expect_keyword(Keyword::AS)?;
+    let expr = p.parse_expr()?;
+    let delay = match &expr {
+        Expr::Identifier(i) if ident_name(i) == column => 0,
+        Expr::BinaryOp { left, op: datafusion::sql::sqlparser::ast::BinaryOperator::Minus, right }
+            if matches!(left.as_ref(), Expr::Identifier(i) if ident_name(i) == column) =>
+        {
+            crate::sql::windows::duration_of(right)?
+        }
+        other => {
+            return Err(EddyError::syntax(format!(
+                "syntax error: WATERMARK FOR {column} AS {other}: expected {column} or {column} - INTERVAL '...'"
+            )))
+        }
+    };
+    Ok((rest, Some((column, delay))))
 }
 
 fn parse_drop(sql: &str, kind: DropKind) -> Result<EddyStatement> {
@@ -358,10 +449,24 @@ fn parse_set(sql: &str) -> Result<EddyStatement> {
     })
 }
 
-fn parse_with_sqlparser(sql: &str, emit: Option<Emit>) -> Result<EddyStatement> {
+fn parse_with_sqlparser(
+    sql: &str,
+    emit: Option<Emit>,
+    window: Option<crate::sql::windows::KsqlWindow>,
+) -> Result<EddyStatement> {
     let mut p = Parser::new(&PostgreSqlDialect {}).try_with_sql(sql)?;
     let stmt = p.parse_statement()?;
     expect_end(&mut p)?;
+    let is_create_as = match &stmt {
+        Statement::CreateTable(ct) => ct.query.is_some(),
+        Statement::CreateView(_) => true,
+        _ => false,
+    };
+    if window.is_some() && !is_create_as {
+        return Err(EddyError::unsupported(
+            "a WINDOW clause belongs in CREATE TABLE/STREAM ... AS SELECT; for an ad-hoc query use FROM TUMBLE(stream, time_column, INTERVAL ...)",
+        ));
+    }
     match stmt {
         Statement::Query(q) => {
             if emit.is_some() {
@@ -392,6 +497,7 @@ fn parse_with_sqlparser(sql: &str, emit: Option<Emit>) -> Result<EddyStatement> 
                     emit,
                     options,
                     if_not_exists: ct.if_not_exists,
+                    window,
                 });
             }
             if emit.is_some() {
@@ -411,6 +517,7 @@ fn parse_with_sqlparser(sql: &str, emit: Option<Emit>) -> Result<EddyStatement> 
                 constraints: ct.constraints,
                 options,
                 if_not_exists: ct.if_not_exists,
+                watermark: None,
             })
         }
         Statement::CreateView(v) => {
@@ -428,6 +535,7 @@ fn parse_with_sqlparser(sql: &str, emit: Option<Emit>) -> Result<EddyStatement> 
                 emit,
                 options,
                 if_not_exists: v.if_not_exists,
+                window,
             })
         }
         s @ Statement::Insert(_) => Ok(EddyStatement::Insert(Box::new(s))),

@@ -83,13 +83,22 @@ pub fn parse_duration(text: &str) -> Result<i64> {
     };
     let v = (n * per as f64).round();
     if v <= 0.0 {
-        return Err(EddyError::query("22023", format!("window duration must be positive, got {text}")));
+        return Err(EddyError::query(
+            "22023",
+            format!("window duration must be positive, got {text}"),
+        ));
     }
     Ok(v as i64)
 }
 
 fn bad_duration(text: &str) -> EddyError {
-    EddyError::query("22007", format!("invalid duration \"{}\"; write e.g. INTERVAL '1' MINUTE or 10 SECONDS", text.trim()))
+    EddyError::query(
+        "22007",
+        format!(
+            "invalid duration \"{}\"; write e.g. INTERVAL '1' MINUTE or 10 SECONDS",
+            text.trim()
+        ),
+    )
 }
 
 /// A duration given as an SQL expression (`INTERVAL '1' MINUTE`, `INTERVAL '1 minute'`).
@@ -111,7 +120,11 @@ pub fn duration_of(e: &Expr) -> Result<i64> {
                 Some(DateTimeField::Hour | DateTimeField::Hours) => " hour",
                 Some(DateTimeField::Day | DateTimeField::Days) => " day",
                 None => "",
-                Some(other) => return Err(EddyError::unsupported(format!("window durations in {other}"))),
+                Some(other) => {
+                    return Err(EddyError::unsupported(format!(
+                        "window durations in {other}"
+                    )))
+                }
             };
             parse_duration(&format!("{value}{unit}"))
         }
@@ -139,7 +152,9 @@ pub fn extract_ksql_window(sql: &str) -> Result<(String, Option<KsqlWindow>)> {
         if !word(t, "WINDOW") {
             continue;
         }
-        let Some((_, kind_tok)) = significant.get(k + 1) else { continue };
+        let Some((_, kind_tok)) = significant.get(k + 1) else {
+            continue;
+        };
         let kind = if word(kind_tok, "TUMBLING") {
             "TUMBLING"
         } else if word(kind_tok, "HOPPING") {
@@ -151,7 +166,9 @@ pub fn extract_ksql_window(sql: &str) -> Result<(String, Option<KsqlWindow>)> {
         };
         // The parenthesised body.
         let Some((_, Token::LParen)) = significant.get(k + 2) else {
-            return Err(EddyError::syntax(format!("syntax error: expected ( after WINDOW {kind}")));
+            return Err(EddyError::syntax(format!(
+                "syntax error: expected ( after WINDOW {kind}"
+            )));
         };
         let mut depth = 0;
         let mut end = None;
@@ -169,7 +186,11 @@ pub fn extract_ksql_window(sql: &str) -> Result<(String, Option<KsqlWindow>)> {
             }
         }
         let end = end.ok_or_else(|| EddyError::syntax("syntax error: unclosed WINDOW (...)"))?;
-        let body: String = significant[k + 3..end].iter().map(|(_, t)| t.to_string()).collect::<Vec<_>>().join(" ");
+        let body: String = significant[k + 3..end]
+            .iter()
+            .map(|(_, t)| t.to_string())
+            .collect::<Vec<_>>()
+            .join(" ");
         let window = parse_ksql_window_body(kind, &body)?;
         // Rebuild the statement without the clause.
         let (from, to) = (significant[k].0, significant[end].0);
@@ -186,7 +207,9 @@ pub fn extract_ksql_window(sql: &str) -> Result<(String, Option<KsqlWindow>)> {
 
 fn parse_ksql_window_body(kind: &str, body: &str) -> Result<KsqlWindow> {
     if kind == "SESSION" {
-        return Err(EddyError::unsupported("WINDOW SESSION is not supported yet; use WINDOW TUMBLING or WINDOW HOPPING"));
+        return Err(EddyError::unsupported(
+            "WINDOW SESSION is not supported yet; use WINDOW TUMBLING or WINDOW HOPPING",
+        ));
     }
     let mut size = None;
     let mut advance = None;
@@ -207,25 +230,39 @@ fn parse_ksql_window_body(kind: &str, body: &str) -> Result<KsqlWindow> {
             return Err(EddyError::syntax(format!("syntax error: unknown window property \"{p}\" (expected SIZE, ADVANCE BY, GRACE PERIOD or RETENTION)")));
         }
     }
-    let size = size.ok_or_else(|| EddyError::syntax(format!("syntax error: WINDOW {kind} needs SIZE")))?;
+    let size =
+        size.ok_or_else(|| EddyError::syntax(format!("syntax error: WINDOW {kind} needs SIZE")))?;
     let kind = match kind {
         "TUMBLING" => {
             if advance.is_some() {
-                return Err(EddyError::syntax("syntax error: ADVANCE BY applies to WINDOW HOPPING"));
+                return Err(EddyError::syntax(
+                    "syntax error: ADVANCE BY applies to WINDOW HOPPING",
+                ));
             }
             WindowKind::Tumbling { size }
         }
         _ => {
-            let advance = advance.ok_or_else(|| EddyError::syntax("syntax error: WINDOW HOPPING needs ADVANCE BY"))?;
+            let advance = advance.ok_or_else(|| {
+                EddyError::syntax("syntax error: WINDOW HOPPING needs ADVANCE BY")
+            })?;
             hopping(size, advance)?
         }
     };
-    Ok(KsqlWindow { kind, grace, retention })
+    Ok(KsqlWindow {
+        kind,
+        grace,
+        retention,
+    })
 }
 
 fn parse_grace(text: &str) -> Result<i64> {
     // GRACE PERIOD 0 SECONDS is allowed.
-    if text.split_whitespace().next().map(|n| n.parse::<f64>() == Ok(0.0)).unwrap_or(false) {
+    if text
+        .split_whitespace()
+        .next()
+        .map(|n| n.parse::<f64>() == Ok(0.0))
+        .unwrap_or(false)
+    {
         return Ok(0);
     }
     parse_duration(text)
@@ -235,13 +272,22 @@ fn parse_grace(text: &str) -> Result<i64> {
 /// size/advance windows.
 pub fn hopping(size: i64, advance: i64) -> Result<WindowKind> {
     if advance > size {
-        return Err(EddyError::query("22023", "ADVANCE BY must not be larger than the window SIZE"));
+        return Err(EddyError::query(
+            "22023",
+            "ADVANCE BY must not be larger than the window SIZE",
+        ));
     }
     if size % advance != 0 {
-        return Err(EddyError::query("22023", "the window SIZE must be a multiple of ADVANCE BY"));
+        return Err(EddyError::query(
+            "22023",
+            "the window SIZE must be a multiple of ADVANCE BY",
+        ));
     }
     if size / advance > 1000 {
-        return Err(EddyError::query("22023", "a row would fall into more than 1000 hopping windows; use a larger ADVANCE BY"));
+        return Err(EddyError::query(
+            "22023",
+            "a row would fall into more than 1000 hopping windows; use a larger ADVANCE BY",
+        ));
     }
     Ok(WindowKind::Hopping { size, advance })
 }
@@ -249,7 +295,11 @@ pub fn hopping(size: i64, advance: i64) -> Result<WindowKind> {
 /// SQL for the window-start expression(s) of a time column: one per window a row falls
 /// into. `time` is the quoted column, already a timestamp.
 fn window_starts(kind: WindowKind, time: &str) -> Vec<String> {
-    let bin = |stride: i64| format!("date_bin(INTERVAL '{stride} microseconds', {time}, TIMESTAMP '1970-01-01 00:00:00')");
+    let bin = |stride: i64| {
+        format!(
+            "date_bin(INTERVAL '{stride} microseconds', {time}, TIMESTAMP '1970-01-01 00:00:00')"
+        )
+    };
     match kind {
         WindowKind::Tumbling { size } => vec![bin(size)],
         WindowKind::Hopping { size, advance } => (0..size / advance)
@@ -266,7 +316,13 @@ fn window_starts(kind: WindowKind, time: &str) -> Vec<String> {
 
 /// The subquery replacing a windowed relation: its columns plus the window bounds.
 /// `time_expr` converts the event-time column to a timestamp.
-pub fn windowed_relation_sql(kind: WindowKind, source: &str, time_expr: &str, start: &str, end: &str) -> String {
+pub fn windowed_relation_sql(
+    kind: WindowKind,
+    source: &str,
+    time_expr: &str,
+    start: &str,
+    end: &str,
+) -> String {
     let size = kind.size();
     window_starts(kind, time_expr)
         .into_iter()
@@ -289,39 +345,80 @@ pub struct WindowFunction {
 }
 
 pub fn window_function(t: &TableFactor) -> Result<Option<WindowFunction>> {
-    let TableFactor::Table { name, args: Some(args), alias, .. } = t else { return Ok(None) };
+    let TableFactor::Table {
+        name,
+        args: Some(args),
+        alias,
+        ..
+    } = t
+    else {
+        return Ok(None);
+    };
     let fname = name.to_string().to_uppercase();
     if !matches!(fname.as_str(), "TUMBLE" | "HOP" | "SESSION") {
         return Ok(None);
     }
     if fname == "SESSION" {
-        return Err(EddyError::unsupported("SESSION windows are not supported yet; use TUMBLE or HOP"));
+        return Err(EddyError::unsupported(
+            "SESSION windows are not supported yet; use TUMBLE or HOP",
+        ));
     }
     let exprs: Vec<&Expr> = args
         .args
         .iter()
         .map(|a| match a {
             FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Ok(e),
-            other => Err(EddyError::syntax(format!("syntax error: unexpected argument {other} to {fname}"))),
+            other => Err(EddyError::syntax(format!(
+                "syntax error: unexpected argument {other} to {fname}"
+            ))),
         })
         .collect::<Result<_>>()?;
     let ident = |e: &Expr, what: &str| match e {
         Expr::Identifier(i) => Ok(crate::sql::parser::ident_name(i)),
-        Expr::CompoundIdentifier(parts) => Ok(crate::sql::parser::ident_name(parts.last().expect("non-empty"))),
-        other => Err(EddyError::syntax(format!("syntax error: {fname} expects {what}, got {other}"))),
+        Expr::CompoundIdentifier(parts) => Ok(crate::sql::parser::ident_name(
+            parts.last().expect("non-empty"),
+        )),
+        other => Err(EddyError::syntax(format!(
+            "syntax error: {fname} expects {what}, got {other}"
+        ))),
     };
     let (kind, source, time_column) = match (fname.as_str(), exprs.as_slice()) {
-        ("TUMBLE", [s, ts, size]) => (WindowKind::Tumbling { size: duration_of(size)? }, ident(s, "a stream")?, ident(ts, "a time column")?),
-        ("HOP", [s, ts, slide, size]) => (hopping(duration_of(size)?, duration_of(slide)?)?, ident(s, "a stream")?, ident(ts, "a time column")?),
-        ("TUMBLE", _) => return Err(EddyError::syntax("syntax error: TUMBLE(stream, time_column, INTERVAL size)")),
-        _ => return Err(EddyError::syntax("syntax error: HOP(stream, time_column, INTERVAL slide, INTERVAL size)")),
+        ("TUMBLE", [s, ts, size]) => (
+            WindowKind::Tumbling {
+                size: duration_of(size)?,
+            },
+            ident(s, "a stream")?,
+            ident(ts, "a time column")?,
+        ),
+        ("HOP", [s, ts, slide, size]) => (
+            hopping(duration_of(size)?, duration_of(slide)?)?,
+            ident(s, "a stream")?,
+            ident(ts, "a time column")?,
+        ),
+        ("TUMBLE", _) => {
+            return Err(EddyError::syntax(
+                "syntax error: TUMBLE(stream, time_column, INTERVAL size)",
+            ))
+        }
+        _ => {
+            return Err(EddyError::syntax(
+                "syntax error: HOP(stream, time_column, INTERVAL slide, INTERVAL size)",
+            ))
+        }
     };
-    Ok(Some(WindowFunction { kind, source, time_column, alias: alias.as_ref().map(|a| a.name.clone()) }))
+    Ok(Some(WindowFunction {
+        kind,
+        source,
+        time_column,
+        alias: alias.as_ref().map(|a| a.name.clone()),
+    }))
 }
 
 /// Parse SQL text of a subquery into a FROM-clause factor.
 pub fn derived_table(sql: &str, alias: &str) -> Result<TableFactor> {
-    let q = Parser::new(&PostgreSqlDialect {}).try_with_sql(&format!("SELECT * FROM ({sql}) AS \"{alias}\""))?.parse_query()?;
+    let q = Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(&format!("SELECT * FROM ({sql}) AS \"{alias}\""))?
+        .parse_query()?;
     match *q.body {
         SetExpr::Select(s) => Ok(s.from.into_iter().next().expect("one FROM item").relation),
         _ => Err(EddyError::internal("derived table did not parse as SELECT")),
@@ -329,7 +426,9 @@ pub fn derived_table(sql: &str, alias: &str) -> Result<TableFactor> {
 }
 
 pub fn parse_query(sql: &str) -> Result<Box<Query>> {
-    Ok(Parser::new(&PostgreSqlDialect {}).try_with_sql(sql)?.parse_query()?)
+    Ok(Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(sql)?
+        .parse_query()?)
 }
 
 #[cfg(test)]
@@ -353,8 +452,18 @@ mod tests {
             "SELECT page, count(*) FROM pv WINDOW TUMBLING (SIZE 1 MINUTE, GRACE PERIOD 10 SECONDS) GROUP BY page",
         )
         .unwrap();
-        assert_eq!(rest.split_whitespace().collect::<Vec<_>>().join(" "), "SELECT page, count(*) FROM pv GROUP BY page");
-        assert_eq!(w.unwrap(), KsqlWindow { kind: WindowKind::Tumbling { size: 60_000_000 }, grace: Some(10_000_000), retention: None });
+        assert_eq!(
+            rest.split_whitespace().collect::<Vec<_>>().join(" "),
+            "SELECT page, count(*) FROM pv GROUP BY page"
+        );
+        assert_eq!(
+            w.unwrap(),
+            KsqlWindow {
+                kind: WindowKind::Tumbling { size: 60_000_000 },
+                grace: Some(10_000_000),
+                retention: None
+            }
+        );
     }
 
     #[test]
@@ -363,4 +472,251 @@ mod tests {
         assert!(hopping(60, 25).is_err());
         assert!(hopping(60, 120).is_err());
     }
+}
+
+/// What the rewrite needs to know about relations.
+pub struct WindowCatalog<'a> {
+    /// Type of a column of a relation.
+    pub column_type: &'a dyn Fn(&str, &str) -> Option<datafusion::arrow::datatypes::DataType>,
+    /// The declared event-time column of a stream.
+    pub event_time: &'a dyn Fn(&str) -> Option<String>,
+}
+
+/// ksqlDB's default grace period when a window has none.
+pub const KSQL_DEFAULT_GRACE: i64 = 24 * 3_600 * MICROS_PER_SECOND;
+
+/// SQL converting a time column to a timestamp for windowing.
+fn time_expr(cat: &WindowCatalog, source: &str, column: &str) -> Result<String> {
+    use datafusion::arrow::datatypes::DataType;
+    let quoted = format!("\"{}\"", column.replace('"', "\"\""));
+    match (cat.column_type)(source, column) {
+        Some(DataType::Timestamp(_, None)) => Ok(quoted),
+        Some(DataType::Timestamp(_, Some(_))) => Ok(format!("CAST({quoted} AS TIMESTAMP)")),
+        Some(DataType::Int64) => Ok(format!("to_timestamp_millis({quoted})")),
+        Some(other) => Err(EddyError::query(
+            "42804",
+            format!(
+                "window time column \"{column}\" must be TIMESTAMP, TIMESTAMPTZ or BIGINT (epoch milliseconds), not {}",
+                crate::sql::types::pg_type_name(&other)
+            ),
+        )),
+        None => Err(EddyError::UnknownColumn(format!("column \"{column}\" of relation \"{source}\" does not exist"))),
+    }
+}
+
+/// Rewrite window table functions (and a ksqlDB WINDOW clause) into plain SQL. Returns the
+/// spec of the first window found.
+pub fn rewrite_windows(
+    query: &mut Query,
+    ksql: Option<&KsqlWindow>,
+    cat: &WindowCatalog,
+) -> Result<Option<WindowSpec>> {
+    if let Some(w) = ksql {
+        return rewrite_ksql(query, w, cat).map(Some);
+    }
+    let mut spec = None;
+    rewrite_set_expr(&mut query.body, cat, &mut spec)?;
+    Ok(spec)
+}
+
+fn rewrite_set_expr(
+    body: &mut SetExpr,
+    cat: &WindowCatalog,
+    spec: &mut Option<WindowSpec>,
+) -> Result<()> {
+    match body {
+        SetExpr::Select(select) => {
+            let mut here = None;
+            for twj in select.from.iter_mut() {
+                rewrite_factor(&mut twj.relation, cat, &mut here)?;
+                for j in twj.joins.iter_mut() {
+                    rewrite_factor(&mut j.relation, cat, &mut here)?;
+                }
+            }
+            if let Some(s) = here {
+                check_window_grouping(select, &s)?;
+                if spec.is_none() {
+                    *spec = Some(s);
+                }
+            }
+            Ok(())
+        }
+        SetExpr::SetOperation { left, right, .. } => {
+            rewrite_set_expr(left, cat, spec)?;
+            rewrite_set_expr(right, cat, spec)
+        }
+        SetExpr::Query(q) => rewrite_set_expr(&mut q.body, cat, spec),
+        _ => Ok(()),
+    }
+}
+
+fn rewrite_factor(
+    f: &mut TableFactor,
+    cat: &WindowCatalog,
+    spec: &mut Option<WindowSpec>,
+) -> Result<()> {
+    if let TableFactor::Derived { subquery, .. } = f {
+        return rewrite_set_expr(&mut subquery.body, cat, spec);
+    }
+    let Some(w) = window_function(f)? else {
+        return Ok(());
+    };
+    let time = time_expr(cat, &w.source, &w.time_column)?;
+    let alias = w
+        .alias
+        .as_ref()
+        .map(|a| a.value.clone())
+        .unwrap_or_else(|| w.source.clone());
+    *f = derived_table(
+        &windowed_relation_sql(w.kind, &w.source, &time, "window_start", "window_end"),
+        &alias,
+    )?;
+    if spec.is_none() {
+        *spec = Some(WindowSpec {
+            kind: w.kind,
+            source: w.source,
+            time_column: w.time_column,
+            grace: 0,
+            retention: None,
+            start_column: "window_start".into(),
+            end_column: "window_end".into(),
+        });
+    }
+    Ok(())
+}
+
+fn is_ident(e: &Expr, name: &str) -> bool {
+    match e {
+        Expr::Identifier(i) => crate::sql::parser::ident_name(i) == name,
+        Expr::CompoundIdentifier(p) => p
+            .last()
+            .map(|i| crate::sql::parser::ident_name(i) == name)
+            .unwrap_or(false),
+        _ => false,
+    }
+}
+
+/// An aggregation over a window must group by the window, or every window would be mixed
+/// into one group that never closes.
+fn check_window_grouping(
+    select: &datafusion::sql::sqlparser::ast::Select,
+    spec: &WindowSpec,
+) -> Result<()> {
+    use datafusion::sql::sqlparser::ast::GroupByExpr;
+    let GroupByExpr::Expressions(exprs, _) = &select.group_by else {
+        return Ok(());
+    };
+    if exprs.is_empty() {
+        return Ok(());
+    }
+    if exprs
+        .iter()
+        .any(|e| is_ident(e, &spec.start_column) || is_ident(e, &spec.end_column))
+    {
+        Ok(())
+    } else {
+        Err(EddyError::query(
+            "42803",
+            format!(
+                "GROUP BY over a window must include {} or {}",
+                spec.start_column, spec.end_column
+            ),
+        ))
+    }
+}
+
+fn rewrite_ksql(query: &mut Query, w: &KsqlWindow, cat: &WindowCatalog) -> Result<WindowSpec> {
+    use datafusion::sql::sqlparser::ast::{GroupByExpr, SelectItem};
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return Err(EddyError::unsupported(
+            "a WINDOW clause on a UNION or nested query",
+        ));
+    };
+    if select.from.len() != 1 || !select.from[0].joins.is_empty() {
+        return Err(EddyError::unsupported(
+            "a WINDOW clause over more than one relation",
+        ));
+    }
+    let TableFactor::Table {
+        name,
+        alias,
+        args: None,
+        ..
+    } = &select.from[0].relation
+    else {
+        return Err(EddyError::unsupported(
+            "a WINDOW clause over something other than a stream",
+        ));
+    };
+    let source = crate::sql::parser::object_name(name);
+    let alias = alias
+        .as_ref()
+        .map(|a| a.name.value.clone())
+        .unwrap_or_else(|| source.clone());
+    let time_column = (cat.event_time)(&source).ok_or_else(|| {
+        EddyError::query(
+            "42P16",
+            format!("stream {source} has no event-time column for WINDOW; declare it with WITH (TIMESTAMP='column') or WATERMARK FOR column AS ..."),
+        )
+    })?;
+    let time = time_expr(cat, &source, &time_column)?;
+    select.from[0].relation = derived_table(
+        &windowed_relation_sql(w.kind, &source, &time, "windowstart", "windowend"),
+        &alias,
+    )?;
+    // The window is part of the key: group by it and show it.
+    let GroupByExpr::Expressions(exprs, _) = &mut select.group_by else {
+        return Err(EddyError::unsupported("GROUP BY ALL with a WINDOW clause"));
+    };
+    if exprs.is_empty() {
+        return Err(EddyError::query(
+            "42803",
+            "a WINDOW clause needs an aggregation with GROUP BY",
+        ));
+    }
+    for c in ["windowstart", "windowend"] {
+        if !exprs.iter().any(|e| is_ident(e, c)) {
+            exprs.push(Expr::Identifier(Ident::new(c)));
+        }
+    }
+    let mentions = |c: &str| {
+        select.projection.iter().any(|i| match i {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                is_ident(e, c)
+            }
+            _ => false,
+        })
+    };
+    let mut front = Vec::new();
+    for c in ["windowstart", "windowend"] {
+        if !mentions(c) {
+            front.push(SelectItem::UnnamedExpr(Expr::Identifier(Ident::new(c))));
+        }
+    }
+    if !select
+        .projection
+        .iter()
+        .any(|i| matches!(i, SelectItem::Wildcard(_)))
+    {
+        front.append(&mut select.projection);
+        select.projection = front;
+    }
+    let grace = w.grace.unwrap_or(KSQL_DEFAULT_GRACE);
+    if let Some(r) = w.retention {
+        if r < w.kind.size() + grace {
+            return Err(EddyError::query(
+                "22023",
+                "RETENTION must be at least the window SIZE plus its GRACE PERIOD",
+            ));
+        }
+    }
+    Ok(WindowSpec {
+        kind: w.kind,
+        source,
+        time_column,
+        grace,
+        retention: w.retention,
+        start_column: "windowstart".into(),
+        end_column: "windowend".into(),
+    })
 }

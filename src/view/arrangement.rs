@@ -346,16 +346,51 @@ impl Storage {
         }
     }
 
+    /// Drop rows of an append-only log whose event time (column `time_column`) is before
+    /// `cutoff` µs, oldest batches first. Rows of later batches are kept even if old: the
+    /// log is in arrival order.
+    pub fn trim_before(&mut self, time_column: usize, cutoff: i64) -> Result<()> {
+        let Storage::Log { batches, rows, .. } = self else {
+            return Ok(());
+        };
+        while let Some(first) = batches.first() {
+            let times = crate::database::event_times(first.column(time_column))?;
+            let newest = times.iter().flatten().max().copied();
+            if newest.map(|t| t < cutoff).unwrap_or(true) {
+                *rows -= first.num_rows();
+                batches.remove(0);
+            } else {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// The current contents, as batches.
     pub fn snapshot(&mut self) -> Result<Vec<RecordBatch>> {
         match self {
             Storage::Log {
                 batches, schema, ..
             } => {
-                // Compact many small INSERT batches so scans stay cheap.
+                // Compact many small INSERT batches into chunks of up to 8192 rows, so scans
+                // stay cheap and retention can still drop old chunks whole.
                 if batches.len() > 64 {
-                    let one = concat_batches(schema, batches.iter())?;
-                    *batches = vec![one];
+                    let mut compacted = Vec::new();
+                    let mut chunk: Vec<RecordBatch> = Vec::new();
+                    let mut chunk_rows = 0;
+                    for b in batches.drain(..) {
+                        if chunk_rows + b.num_rows() > 8192 && !chunk.is_empty() {
+                            compacted.push(concat_batches(schema, chunk.iter())?);
+                            chunk.clear();
+                            chunk_rows = 0;
+                        }
+                        chunk_rows += b.num_rows();
+                        chunk.push(b);
+                    }
+                    if !chunk.is_empty() {
+                        compacted.push(concat_batches(schema, chunk.iter())?);
+                    }
+                    *batches = compacted;
                 }
                 Ok(batches.clone())
             }

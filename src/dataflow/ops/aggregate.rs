@@ -128,6 +128,70 @@ pub struct AggregateOp {
     key_converter: RowConverter,
     schema: SchemaRef,
     groups: HashMap<Vec<u8>, GroupState>,
+    window: Option<WindowClose>,
+}
+
+/// Windowed aggregation: one group key is a window bound. Rows whose window has closed
+/// (watermark ≥ window end + grace) are late: dropped and counted. When the watermark
+/// closes a window its groups' state is freed; with EMIT FINAL that is also when their row
+/// is emitted, once. With a retention, rows of closed windows are retracted from the view
+/// once the watermark passes window end + retention.
+pub struct WindowClose {
+    /// Index of the window bound among the group keys, and whether it is the end.
+    pub bound_key: usize,
+    pub bound_is_end: bool,
+    /// All in µs.
+    pub size: i64,
+    pub grace: i64,
+    pub retention: Option<i64>,
+    pub emit_final: bool,
+    watermark: Option<i64>,
+    late_rows: u64,
+    /// Window end → keys of its groups (some may already be gone).
+    by_end: BTreeMap<i64, Vec<Vec<u8>>>,
+    /// Window end → rows of closed windows still shown, to retract at retention.
+    closed: BTreeMap<i64, Vec<Vec<ScalarValue>>>,
+}
+
+impl WindowClose {
+    pub fn new(
+        bound_key: usize,
+        bound_is_end: bool,
+        size: i64,
+        grace: i64,
+        retention: Option<i64>,
+        emit_final: bool,
+    ) -> Self {
+        WindowClose {
+            bound_key,
+            bound_is_end,
+            size,
+            grace,
+            retention,
+            emit_final,
+            watermark: None,
+            late_rows: 0,
+            by_end: BTreeMap::new(),
+            closed: BTreeMap::new(),
+        }
+    }
+
+    /// Window ends (µs) of a column of window bounds.
+    fn ends(&self, bounds: &ArrayRef) -> Result<Vec<Option<i64>>> {
+        use datafusion::arrow::array::TimestampMicrosecondArray;
+        use datafusion::arrow::datatypes::TimeUnit;
+        let micros = cast(bounds, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
+        let micros = micros
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .ok_or_else(|| EddyError::internal("window bound is not a timestamp"))?;
+        let shift = if self.bound_is_end { 0 } else { self.size };
+        Ok(micros.iter().map(|v| v.map(|v| v + shift)).collect())
+    }
+
+    fn is_closed(&self, end: i64) -> bool {
+        matches!(self.watermark, Some(w) if end.saturating_add(self.grace) <= w)
+    }
 }
 
 impl AggregateOp {
@@ -164,7 +228,44 @@ impl AggregateOp {
             value_converters,
             schema,
             groups: HashMap::new(),
+            window: None,
         })
+    }
+
+    pub fn with_window(mut self, window: WindowClose) -> Self {
+        self.window = Some(window);
+        self
+    }
+
+    /// Drop rows of closed windows, counting them.
+    fn drop_late(&mut self, batch: ChangeBatch) -> Result<ChangeBatch> {
+        let Some(win) = self.window.as_mut() else {
+            return Ok(batch);
+        };
+        if win.watermark.is_none() || batch.is_empty() {
+            return Ok(batch);
+        }
+        let bounds = self.group_exprs[win.bound_key]
+            .evaluate(&batch.data)?
+            .into_array(batch.len())?;
+        let ends = win.ends(&bounds)?;
+        let mut late = 0u64;
+        let keep: BooleanArray = ends
+            .iter()
+            .zip(batch.weights.values())
+            .map(|(e, w)| {
+                let closed = e.map(|e| win.is_closed(e)).unwrap_or(false);
+                if closed {
+                    late += w.unsigned_abs();
+                }
+                Some(!closed)
+            })
+            .collect();
+        if late == 0 {
+            return Ok(batch);
+        }
+        win.late_rows += late;
+        batch.filter(&keep)
     }
 
     fn is_global(&self) -> bool {
@@ -404,6 +505,7 @@ fn arg_at(values: &ArrayRef, domain: SumDomain, i: usize) -> (i128, f64) {
 
 impl Operator for AggregateOp {
     fn process(&mut self, _input: usize, batch: ChangeBatch) -> Result<ChangeBatch> {
+        let batch = self.drop_late(batch)?;
         let n = batch.len();
         let keys: Vec<ArrayRef> = self
             .group_exprs
@@ -448,6 +550,12 @@ impl Operator for AggregateOp {
                         .map(|k| ScalarValue::try_from_array(k, i))
                         .collect::<datafusion::error::Result<Vec<_>>>()?;
                     let accs = self.new_accumulators();
+                    if let Some(win) = self.window.as_mut() {
+                        let ends = win.ends(&keys[win.bound_key].slice(i, 1))?;
+                        if let Some(end) = ends[0] {
+                            win.by_end.entry(end).or_default().push(key.to_vec());
+                        }
+                    }
                     self.groups
                         .entry(key.as_ref().to_vec())
                         .or_insert(GroupState {
@@ -506,6 +614,8 @@ impl Operator for AggregateOp {
         }
 
         let global = self.is_global();
+        // EMIT FINAL: rows appear only when their window closes (on_watermark).
+        let hold = self.window.as_ref().map(|w| w.emit_final).unwrap_or(false);
         let mut out: Vec<(i64, Vec<ScalarValue>)> = Vec::new();
         for key in touched {
             let Some(g) = self.groups.get(&key) else {
@@ -522,7 +632,7 @@ impl Operator for AggregateOp {
                 None
             };
             let old_row = g.emitted.clone();
-            if new_row != old_row {
+            if new_row != old_row && !hold {
                 if let Some(old) = old_row {
                     out.push((-1, old));
                 }
@@ -543,8 +653,23 @@ impl Operator for AggregateOp {
     fn describe(&self) -> String {
         let aggs: Vec<&str> = self.aggs.iter().map(|a| a.display.as_str()).collect();
         let keys: Vec<String> = self.group_exprs.iter().map(|e| e.to_string()).collect();
+        let window = match &self.window {
+            Some(w) => format!(
+                " window: close at end + grace {}s{}{}",
+                w.grace as f64 / 1e6,
+                w.retention
+                    .map(|r| format!(", retention {}s", r as f64 / 1e6))
+                    .unwrap_or_default(),
+                if w.emit_final {
+                    ", EMIT FINAL"
+                } else {
+                    ", EMIT CHANGES"
+                }
+            ),
+            None => String::new(),
+        };
         format!(
-            "Aggregate: group by [{}], aggregates [{}]",
+            "Aggregate: group by [{}], aggregates [{}]{window}",
             keys.join(", "),
             aggs.join(", ")
         )
@@ -552,6 +677,72 @@ impl Operator for AggregateOp {
 
     fn state_rows(&self) -> usize {
         self.groups.len()
+            + self
+                .window
+                .as_ref()
+                .map(|w| w.closed.values().map(Vec::len).sum())
+                .unwrap_or(0)
+    }
+
+    fn late_rows(&self) -> u64 {
+        self.window.as_ref().map(|w| w.late_rows).unwrap_or(0)
+    }
+
+    fn on_watermark(&mut self, watermark: i64) -> Result<Option<ChangeBatch>> {
+        let Some(win) = self.window.as_mut() else {
+            return Ok(None);
+        };
+        if matches!(win.watermark, Some(w) if w >= watermark) {
+            return Ok(None);
+        }
+        win.watermark = Some(watermark);
+        let mut out: Vec<(i64, Vec<ScalarValue>)> = Vec::new();
+        // Close windows whose end + grace has passed: free their state.
+        let cutoff = watermark.saturating_sub(win.grace);
+        let still_open = win.by_end.split_off(&(cutoff.saturating_add(1)));
+        let closing = std::mem::replace(&mut win.by_end, still_open);
+        let (emit_final, retention) = (win.emit_final, win.retention);
+        let mut keep: Vec<(i64, Vec<ScalarValue>)> = Vec::new();
+        for (end, keys) in closing {
+            for key in keys {
+                let Some(g) = self.groups.remove(&key) else {
+                    continue;
+                };
+                if g.weight <= 0 {
+                    continue;
+                }
+                let row = if emit_final {
+                    let row = self.output_row(&g)?;
+                    out.push((1, row.clone()));
+                    row
+                } else {
+                    match g.emitted {
+                        Some(r) => r,
+                        None => continue,
+                    }
+                };
+                if retention.is_some() {
+                    keep.push((end, row));
+                }
+            }
+        }
+        let win = self.window.as_mut().expect("windowed");
+        for (end, row) in keep {
+            win.closed.entry(end).or_default().push(row);
+        }
+        // Retract rows of windows past their retention.
+        if let Some(r) = retention {
+            let cutoff = watermark.saturating_sub(r);
+            let kept = win.closed.split_off(&(cutoff.saturating_add(1)));
+            let expired = std::mem::replace(&mut win.closed, kept);
+            for (_, rows) in expired {
+                out.extend(rows.into_iter().map(|r| (-1, r)));
+            }
+        }
+        if out.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(self.build_output(out)?))
     }
 }
 
