@@ -348,7 +348,7 @@ fn extract_watermark(sql: &str) -> Result<(String, Option<(String, i64)>)> {
         Expr::BinaryOp { left, op: datafusion::sql::sqlparser::ast::BinaryOperator::Minus, right }
             if matches!(left.as_ref(), Expr::Identifier(i) if ident_name(i) == column) =>
         {
-            crate::sql::windows::duration_of(right)?
+            crate::sql::windows::delay_of(right)?
         }
         other => {
             return Err(EddyError::syntax(format!(

@@ -101,6 +101,24 @@ fn bad_duration(text: &str) -> EddyError {
     )
 }
 
+/// A duration that may be zero (a watermark delay, a grace period).
+pub fn delay_of(e: &Expr) -> Result<i64> {
+    let text = match e {
+        Expr::Interval(i) => i.value.to_string(),
+        other => other.to_string(),
+    };
+    if text
+        .trim_matches(|c: char| c == '\'' || c.is_whitespace())
+        .split_whitespace()
+        .next()
+        .map(|n| n.parse::<f64>() == Ok(0.0))
+        .unwrap_or(false)
+    {
+        return Ok(0);
+    }
+    duration_of(e)
+}
+
 /// A duration given as an SQL expression (`INTERVAL '1' MINUTE`, `INTERVAL '1 minute'`).
 pub fn duration_of(e: &Expr) -> Result<i64> {
     match e {
@@ -609,9 +627,26 @@ fn check_window_grouping(
     if exprs.is_empty() {
         return Ok(());
     }
+    use datafusion::sql::sqlparser::ast::SelectItem;
+    // GROUP BY 1, 2 refers to select items by position.
+    let resolve = |e: &Expr| -> Option<Expr> {
+        if let Expr::Value(v) = e {
+            if let Value::Number(n, _) = &v.value {
+                let i: usize = n.parse().ok()?;
+                return match select.projection.get(i.checked_sub(1)?)? {
+                    SelectItem::UnnamedExpr(x) | SelectItem::ExprWithAlias { expr: x, .. } => {
+                        Some(x.clone())
+                    }
+                    _ => None,
+                };
+            }
+        }
+        Some(e.clone())
+    };
     if exprs
         .iter()
-        .any(|e| is_ident(e, &spec.start_column) || is_ident(e, &spec.end_column))
+        .filter_map(resolve)
+        .any(|e| is_ident(&e, &spec.start_column) || is_ident(&e, &spec.end_column))
     {
         Ok(())
     } else {
