@@ -101,6 +101,16 @@ impl Database {
                             )
                         })
                         .count();
+                for c in constraints {
+                    if !matches!(
+                        c,
+                        datafusion::sql::sqlparser::ast::TableConstraint::PrimaryKey(_)
+                    ) {
+                        return Err(EddyError::unsupported(format!(
+                            "table constraint {c} is not supported; only PRIMARY KEY is"
+                        )));
+                    }
+                }
                 if declared_keys > 1 {
                     return Err(EddyError::query(
                         "42P16",

@@ -370,6 +370,31 @@ fn round_for(
     use datafusion::arrow::datatypes::DataType as T;
     let to_int = target.is_integer();
     Ok(match (array.data_type(), target) {
+        (T::Float64, T::Decimal128(p, s)) => {
+            // A literal like 1.005 arrives as the nearest double (1.00499...); Postgres reads
+            // it as an exact numeric. Converting through the shortest decimal text of the
+            // double recovers the literal, then rounds half away from zero to the scale.
+            let a = array
+                .as_any()
+                .downcast_ref::<Float64Array>()
+                .expect("Float64");
+            let mut out = Vec::with_capacity(a.len());
+            for v in a.iter() {
+                out.push(match v {
+                    None => None,
+                    Some(f) if !f.is_finite() => {
+                        return Err(EddyError::BadValue {
+                            code: "22P02",
+                            message: format!("cannot store {f} in a numeric column"),
+                        })
+                    }
+                    Some(f) => Some(decimal_from_text(&format!("{f}"), *p, *s)?),
+                });
+            }
+            Some(std::sync::Arc::new(
+                Decimal128Array::from(out).with_precision_and_scale(*p, *s)?,
+            ))
+        }
         (T::Float64, _) if to_int => {
             let a = array
                 .as_any()
@@ -413,6 +438,46 @@ fn round_for(
         }
         _ => None,
     })
+}
+
+/// Parse plain decimal text (no exponent) into a Decimal128 of `scale`, rounding half away
+/// from zero; 22003 when it does not fit `precision`.
+fn decimal_from_text(text: &str, precision: u8, scale: i8) -> Result<i128> {
+    let out_of_range = || EddyError::BadValue {
+        code: "22003",
+        message: format!(
+            "numeric field overflow: {text} does not fit numeric({precision},{scale})"
+        ),
+    };
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, text),
+    };
+    let (int_part, frac_part) = digits.split_once('.').unwrap_or((digits, ""));
+    let scale = scale.max(0) as usize;
+    let mut value: i128 = 0;
+    for c in int_part
+        .chars()
+        .chain(frac_part.chars().chain(std::iter::repeat('0')).take(scale))
+    {
+        let d = c.to_digit(10).ok_or_else(out_of_range)? as i128;
+        value = value
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(d))
+            .ok_or_else(out_of_range)?;
+    }
+    if frac_part
+        .chars()
+        .nth(scale)
+        .map(|c| c >= '5')
+        .unwrap_or(false)
+    {
+        value += 1;
+    }
+    if value >= 10i128.pow(precision as u32) {
+        return Err(out_of_range());
+    }
+    Ok(if negative { -value } else { value })
 }
 
 fn decode_bytea(array: &ArrayRef, column: &str) -> Result<ArrayRef> {

@@ -104,8 +104,6 @@ fn base_config() -> SessionConfig {
         .with_default_catalog_and_schema("eddy", "public");
     let opts = config.options_mut();
     opts.sql_parser.map_string_types_to_utf8view = false;
-    // 1.005 is an exact numeric literal, as in Postgres (not a float).
-    opts.sql_parser.parse_float_as_decimal = true;
     opts.execution.parquet.schema_force_view_types = false;
     config
 }
