@@ -102,6 +102,11 @@ impl ChangeBatch {
     /// Sum the weights of equal rows and drop rows whose weight is zero. Order of first
     /// appearance is kept, so consolidation is deterministic.
     pub fn consolidate(self) -> Result<Self> {
+        // Only insertions: nothing can cancel, and equal rows may stay separate rows (a
+        // multiset is the same either way). The common case for streams, so skip the work.
+        if self.is_insert_only() {
+            return Ok(self);
+        }
         if self.len() <= 1 {
             return Ok(self.drop_zero_weights()?);
         }

@@ -16,7 +16,12 @@ pub struct SledStore {
 impl SledStore {
     pub fn open(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let db = sled::Config::new().path(dir.join("sled")).open()?;
+        // The log is written once and read only at start: a small page cache keeps the
+        // server's memory bounded however long the log grows.
+        let db = sled::Config::new()
+            .path(dir.join("sled"))
+            .cache_capacity(32 * 1024 * 1024)
+            .open()?;
         let log = db.open_tree("log")?;
         let next = match log.last()? {
             Some((k, _)) => {

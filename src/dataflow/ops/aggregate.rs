@@ -603,10 +603,17 @@ impl Operator for AggregateOp {
                     }
                     Accumulator::Distinct(m) => {
                         let v = input.rows.as_ref().expect("DISTINCT has rows").row(i);
-                        let e = m.entry(v.as_ref().to_vec()).or_insert(0);
-                        *e += w;
-                        if *e == 0 {
-                            m.remove(v.as_ref());
+                        let v = v.as_ref();
+                        match m.get_mut(v) {
+                            Some(c) => {
+                                *c += w;
+                                if *c == 0 {
+                                    m.remove(v);
+                                }
+                            }
+                            None => {
+                                m.insert(v.to_vec(), w);
+                            }
                         }
                     }
                 }
@@ -747,10 +754,17 @@ impl Operator for AggregateOp {
 }
 
 fn bump(m: &mut BTreeMap<Vec<u8>, i64>, v: &[u8], w: i64) {
-    let e = m.entry(v.to_vec()).or_insert(0);
-    *e += w;
-    if *e == 0 {
-        m.remove(v);
+    // Look up by slice first: allocating a key per row is the hot path's main cost.
+    match m.get_mut(v) {
+        Some(c) => {
+            *c += w;
+            if *c == 0 {
+                m.remove(v);
+            }
+        }
+        None => {
+            m.insert(v.to_vec(), w);
+        }
     }
 }
 
