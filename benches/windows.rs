@@ -20,8 +20,16 @@ const STEP_MICROS: i64 = 100;
 fn rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_string))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(str::to_string)
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|k| k.parse::<f64>().ok())
+        })
         .map(|kb| kb / 1024.0)
         .unwrap_or(f64::NAN)
 }
@@ -29,16 +37,32 @@ fn rss_mib() -> f64 {
 async fn sizes(db: &Database, s: &mut Session) -> String {
     let sql = "SELECT name, rows, state_rows, late_rows FROM eddy_relations ORDER BY name";
     match db.execute(s, sql, &[]).await {
-        Ok(Output::Rows { batches, .. }) => datafusion::arrow::util::pretty::pretty_format_batches(&batches)
-            .map(|t| t.to_string().lines().skip(3).filter(|l| l.starts_with('|')).map(|l| l.trim().to_string()).collect::<Vec<_>>().join(" "))
-            .unwrap_or_default(),
+        Ok(Output::Rows { batches, .. }) => {
+            datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+                .map(|t| {
+                    t.to_string()
+                        .lines()
+                        .skip(3)
+                        .filter(|l| l.starts_with('|'))
+                        .map(|l| l.trim().to_string())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default()
+        }
         other => format!("{other:?}"),
     }
 }
 
 fn main() {
-    let events: usize = std::env::var("EDDY_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000_000);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let events: usize = std::env::var("EDDY_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let dir = tempfile::tempdir().expect("tmp");
     rt.block_on(async {
         let db = Database::open(Box::new(SledStore::open(dir.path()).expect("sled"))).expect("open");

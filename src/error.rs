@@ -194,6 +194,15 @@ fn classify_datafusion(e: DataFusionError) -> EddyError {
             }
         }
         DataFusionError::Context(_, inner) => classify_datafusion(*inner),
+        // Planning may report several errors at once: the first is the user's.
+        DataFusionError::Collection(errs) => match errs.into_iter().next() {
+            Some(first) => classify_datafusion(first),
+            None => EddyError::Internal("empty error collection".into()),
+        },
+        DataFusionError::Shared(shared) => match std::sync::Arc::try_unwrap(shared) {
+            Ok(inner) => classify_datafusion(inner),
+            Err(shared) => classify_datafusion(DataFusionError::Plan(shared.to_string())),
+        },
         DataFusionError::Diagnostic(_, inner) => classify_datafusion(*inner),
         DataFusionError::Execution(m) => {
             if m.contains("Divide by zero") || m.contains("division by zero") {
