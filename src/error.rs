@@ -160,7 +160,10 @@ fn classify_datafusion(e: DataFusionError) -> EddyError {
     match e {
         DataFusionError::ArrowError(a, _) => classify_arrow(*a),
         DataFusionError::SQL(p, _) => EddyError::from(*p),
-        DataFusionError::NotImplemented(m) => EddyError::Unsupported(m),
+        DataFusionError::NotImplemented(m) => EddyError::Unsupported(
+            m.trim_start_matches("This feature is not implemented: ")
+                .to_string(),
+        ),
         DataFusionError::SchemaError(s, _) => match *s {
             datafusion::common::SchemaError::FieldNotFound { field, .. } => {
                 EddyError::UnknownColumn(format!("column \"{}\" does not exist", field.flat_name()))
@@ -216,7 +219,10 @@ fn classify_datafusion(e: DataFusionError) -> EddyError {
         }
         DataFusionError::External(e) => match e.downcast::<EddyError>() {
             Ok(inner) => *inner,
-            Err(e) => EddyError::Internal(e.to_string()),
+            Err(e) => match e.downcast::<DataFusionError>() {
+                Ok(df) => classify_datafusion(*df),
+                Err(e) => EddyError::Internal(e.to_string()),
+            },
         },
         DataFusionError::ResourcesExhausted(m) => EddyError::query("53200", m),
         other => EddyError::Internal(other.to_string()),

@@ -104,6 +104,65 @@ fn oracles(w_s: Option<i64>, w_k: Option<i64>) -> Vec<(&'static str, String, Str
     ]
 }
 
+/// An independent model of session windows (gap 10 s, grace 0): rows in arrival order; a
+/// row is late if its own window [t, t + gap) ended at or before the watermark; sessions
+/// whose end passed the watermark are closed and never merge again.
+#[derive(Default)]
+struct SessionModel {
+    /// (key, start, last, count, sum, closed)
+    sessions: Vec<(String, i64, i64, i64, i64, bool)>,
+    late: u64,
+}
+
+impl SessionModel {
+    const GAP: i64 = 10;
+
+    fn insert(&mut self, g: &str, v: i64, t: i64, watermark: Option<i64>) {
+        if matches!(watermark, Some(w) if t + Self::GAP <= w) {
+            self.late += 1;
+            return;
+        }
+        let (mut start, mut last, mut n, mut sum) = (t, t, 1, v);
+        self.sessions.retain(|(k, s, l, c, x, closed)| {
+            let overlaps = k == g && !*closed && *s < t + Self::GAP && *l + Self::GAP > t;
+            if overlaps {
+                start = start.min(*s);
+                last = last.max(*l);
+                n += c;
+                sum += x;
+            }
+            !overlaps
+        });
+        self.sessions
+            .push((g.to_string(), start, last, n, sum, false));
+    }
+
+    fn close(&mut self, watermark: i64) {
+        for s in self.sessions.iter_mut() {
+            if s.2 + Self::GAP <= watermark {
+                s.5 = true;
+            }
+        }
+    }
+
+    fn rows(&self) -> Vec<String> {
+        let micros = |secs: i64| (1_767_225_600 + secs) * 1_000_000;
+        let mut out: Vec<String> = self
+            .sessions
+            .iter()
+            .map(|(g, s, l, n, x, _)| {
+                format!(
+                    "{g}|{}|{}|{n}|{x}",
+                    ScalarValue::TimestampMicrosecond(Some(micros(*s)), None),
+                    ScalarValue::TimestampMicrosecond(Some(micros(*l + Self::GAP)), None)
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+}
+
 async fn scenario(delay: i64, steps: Vec<(u8, Vec<(u8, i64, i64)>)>) -> Result<(), TestCaseError> {
     let db = Database::open(Box::new(MemoryStore::default())).expect("open");
     let mut s = Session::default();
@@ -116,10 +175,12 @@ async fn scenario(delay: i64, steps: Vec<(u8, Vec<(u8, i64, i64)>)>) -> Result<(
         "CREATE MATERIALIZED VIEW tumble_final AS SELECT window_start, g, count(*) AS n, sum(v) AS total FROM TUMBLE(s, ts, INTERVAL '10' SECOND) GROUP BY window_start, g EMIT FINAL".into(),
         "CREATE MATERIALIZED VIEW hop_changes AS SELECT window_start, window_end, count(*) AS n, sum(v) AS total FROM HOP(s, ts, INTERVAL '5' SECOND, INTERVAL '15' SECOND) GROUP BY window_start, window_end".into(),
         "CREATE TABLE ksql_table AS SELECT g, count(*) AS n FROM k WINDOW TUMBLING (SIZE 20 SECONDS, GRACE PERIOD 5 SECONDS, RETENTION 60 SECONDS) GROUP BY g EMIT CHANGES".into(),
+        "CREATE MATERIALIZED VIEW sessions AS SELECT g, window_start, window_end, count(*) AS n, sum(v) AS total FROM SESSION(s, ts, INTERVAL '10' SECOND) GROUP BY g, window_start, window_end".into(),
     ] {
         exec(&db, &mut s, &sql).await;
     }
     let (mut max_s, mut max_k): (Option<i64>, Option<i64>) = (None, None);
+    let mut model = SessionModel::default();
     let mut cursor = 0i64;
     for (advance, batch) in steps {
         cursor += advance as i64;
@@ -172,9 +233,38 @@ async fn scenario(delay: i64, steps: Vec<(u8, Vec<(u8, i64, i64)>)>) -> Result<(
         )
         .await;
         let batch_max = values.iter().map(|r| r.2).max();
+        for (g, v, t) in &values {
+            model.insert(g, *v, *t, w_s);
+        }
         max_s = max_s.max(batch_max);
         max_k = max_k.max(batch_max);
         let (w_s, w_k) = (max_s.map(|m| m - delay), max_k);
+        if let Some(w) = w_s {
+            model.close(w);
+        }
+        let maintained = rows(
+            &db,
+            &mut s,
+            "SELECT g, window_start, window_end, n, total FROM sessions",
+        )
+        .await;
+        prop_assert_eq!(
+            &maintained,
+            &model.rows(),
+            "session view after inserting {}",
+            list
+        );
+        let late_seen = rows(
+            &db,
+            &mut s,
+            "SELECT late_rows FROM eddy_relations WHERE name = 'sessions'",
+        )
+        .await;
+        prop_assert_eq!(
+            late_seen,
+            vec![model.late.to_string()],
+            "late rows of sessions"
+        );
         for (view, oracle, late) in oracles(w_s, w_k) {
             let maintained = rows(&db, &mut s, &format!("SELECT * FROM {view}")).await;
             let expected = rows(&db, &mut s, &oracle).await;

@@ -42,7 +42,51 @@ pub(super) fn with_postgres_functions(state: SessionState) -> Result<SessionStat
     ctx.register_udf(constant("version", VERSION_STRING));
     ctx.register_udf(constant("current_schema", "public"));
     ctx.register_udf(constant("current_database", "eddy"));
+    ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(
+        SessionBound::new(),
+    ));
     Ok(ctx.state())
+}
+
+/// Marks session window bounds in a plan. Only the dataflow can compute them (a row's
+/// session depends on the other rows), so evaluating it in a batch query is an error.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct SessionBound {
+    signature: datafusion::logical_expr::Signature,
+}
+
+impl SessionBound {
+    fn new() -> Self {
+        SessionBound {
+            signature: datafusion::logical_expr::Signature::any(3, Volatility::Immutable),
+        }
+    }
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for SessionBound {
+    fn name(&self) -> &str {
+        crate::sql::windows::SESSION_BOUND_FUNCTION
+    }
+
+    fn signature(&self) -> &datafusion::logical_expr::Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> datafusion::error::Result<DataType> {
+        Ok(DataType::Timestamp(
+            datafusion::arrow::datatypes::TimeUnit::Microsecond,
+            None,
+        ))
+    }
+
+    fn invoke_with_args(
+        &self,
+        _args: datafusion::logical_expr::ScalarFunctionArgs,
+    ) -> datafusion::error::Result<ColumnarValue> {
+        datafusion::common::not_impl_err!(
+            "SESSION windows in an ad-hoc query; they are maintained by continuous queries (CREATE ... AS SELECT ... FROM SESSION(...))"
+        )
+    }
 }
 
 /// A session context over `state` whose only catalog is `eddy.public` = `schema`. Every
@@ -209,6 +253,7 @@ impl Database {
             crate::plan::check_time_functions(&plan)?;
             ctx.state().optimize(&plan)?
         } else {
+            crate::plan::check_no_session_windows(&plan)?;
             plan
         };
         Ok((ctx, plan))

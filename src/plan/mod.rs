@@ -29,6 +29,8 @@ pub struct Lowering<'a> {
     /// The view's window and whether it emits final results only.
     window: Option<(crate::sql::windows::WindowSpec, bool)>,
     window_used: bool,
+    /// Group keys of the aggregate over a session window (its sessions are per key).
+    session_keys: Option<Vec<String>>,
 }
 
 struct Lowered {
@@ -58,7 +60,76 @@ impl<'a> Lowering<'a> {
             props: ExecutionProps::new(),
             window: None,
             window_used: false,
+            session_keys: None,
         }
+    }
+
+    /// `SELECT *, session_bound(t, gap, 0), session_bound(t, gap, 1) FROM s` becomes a
+    /// session-assignment operator over the stream.
+    fn lower_session(&mut self, p: &datafusion::logical_expr::Projection) -> Result<Lowered> {
+        let child = self.lower_node(&p.input)?;
+        if !child.append_only {
+            return Err(EddyError::unsupported(
+                "SESSION windows over a table or view that updates rows; they need an append-only stream",
+            ));
+        }
+        let Some((spec, _)) = self.window.clone() else {
+            return Err(EddyError::internal("session bounds without a window spec"));
+        };
+        let crate::sql::windows::WindowKind::Session { gap } = spec.kind else {
+            return Err(EddyError::internal(
+                "session bounds in a non-session window",
+            ));
+        };
+        let n = p.expr.len();
+        let in_schema = p.input.schema();
+        let plain = p.expr[..n - 2]
+            .iter()
+            .enumerate()
+            .all(|(i, e)| matches!(e, Expr::Column(c) if in_schema.field(i).name() == &c.name));
+        if !plain || n - 2 != in_schema.fields().len() {
+            return Err(EddyError::unsupported(
+                "SESSION window over a computed relation",
+            ));
+        }
+        let bound = match &p.expr[n - 2] {
+            Expr::Alias(a) => a.expr.as_ref(),
+            other => other,
+        };
+        let Expr::ScalarFunction(f) = bound else {
+            return Err(EddyError::internal("session start bound missing"));
+        };
+        let time = self.physical(&f.args[0], in_schema)?;
+        let key_names = self.session_keys.clone().unwrap_or_default();
+        let keys = key_names
+            .iter()
+            .map(|k| {
+                let idx = in_schema.index_of_column_by_name(None, k).ok_or_else(|| {
+                    EddyError::unsupported(format!(
+                        "SESSION window grouped by \"{k}\", which is not a column of the stream"
+                    ))
+                })?;
+                Ok(
+                    Arc::new(datafusion::physical_expr::expressions::Column::new(k, idx))
+                        as Arc<dyn PhysicalExpr>,
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let input_schema = nullable(in_schema.as_arrow());
+        let schema = nullable(p.schema.as_arrow());
+        let op = crate::dataflow::ops::session::SessionAssignOp::try_new(
+            keys,
+            time,
+            gap,
+            spec.grace,
+            input_schema,
+            schema.clone(),
+        )?;
+        let input = self.push(Box::new(op), vec![child.input], schema);
+        Ok(Lowered {
+            input,
+            append_only: false,
+        })
     }
 
     pub fn with_window(mut self, window: Option<(crate::sql::windows::WindowSpec, bool)>) -> Self {
@@ -160,6 +231,7 @@ impl<'a> Lowering<'a> {
                 }
                 Ok(Lowered { input, append_only })
             }
+            LogicalPlan::Projection(p) if is_session_projection(p) => self.lower_session(p),
             LogicalPlan::Projection(p) => {
                 let child = self.lower_node(&p.input)?;
                 let exprs = p
@@ -193,6 +265,26 @@ impl<'a> Lowering<'a> {
                 })
             }
             LogicalPlan::Aggregate(a) => {
+                // Session windows are per key: the keys are this aggregate's other groups.
+                if let Some((spec, _)) = &self.window {
+                    if matches!(spec.kind, crate::sql::windows::WindowKind::Session { .. })
+                        && self.session_keys.is_none()
+                    {
+                        let keys: Vec<String> = a
+                            .group_expr
+                            .iter()
+                            .filter_map(|g| match g {
+                                Expr::Column(c)
+                                    if c.name != spec.start_column && c.name != spec.end_column =>
+                                {
+                                    Some(c.name.clone())
+                                }
+                                _ => None,
+                            })
+                            .collect();
+                        self.session_keys = Some(keys);
+                    }
+                }
                 let child = self.lower_node(&a.input)?;
                 let in_schema = a.input.schema();
                 let mut group_exprs = Vec::new();
@@ -283,11 +375,20 @@ impl<'a> Lowering<'a> {
         if self.window_used {
             return None;
         }
-        let found = group_expr.iter().enumerate().find_map(|(i, e)| match e {
-            Expr::Column(c) if c.name == spec.start_column => Some((i, false)),
-            Expr::Column(c) if c.name == spec.end_column => Some((i, true)),
-            _ => None,
-        })?;
+        let session = matches!(spec.kind, crate::sql::windows::WindowKind::Session { .. });
+        let found = group_expr
+            .iter()
+            .enumerate()
+            .find_map(|(i, e)| match e {
+                Expr::Column(c) if c.name == spec.end_column => Some((i, true)),
+                _ => None,
+            })
+            .or_else(|| {
+                group_expr.iter().enumerate().find_map(|(i, e)| match e {
+                    Expr::Column(c) if c.name == spec.start_column && !session => Some((i, false)),
+                    _ => None,
+                })
+            })?;
         self.window_used = true;
         Some(crate::dataflow::ops::aggregate::WindowClose::new(
             found.0,
@@ -384,6 +485,31 @@ fn checked_arithmetic(e: Arc<dyn PhysicalExpr>) -> Result<Arc<dyn PhysicalExpr>>
     .data)
 }
 
+/// Session windows depend on the order rows arrive and on the watermark: only a
+/// continuous query can compute them.
+pub fn check_no_session_windows(plan: &LogicalPlan) -> Result<()> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    let mut found = false;
+    plan.apply(|node| {
+        for e in node.expressions() {
+            e.apply(|x| {
+                if matches!(x, Expr::ScalarFunction(f) if f.func.name() == crate::sql::windows::SESSION_BOUND_FUNCTION) {
+                    found = true;
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })?;
+        }
+        Ok(if found { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+    })?;
+    if found {
+        return Err(EddyError::unsupported(
+            "SESSION windows in an ad-hoc query; they are maintained by continuous queries (CREATE ... AS SELECT ... FROM SESSION(...))",
+        ));
+    }
+    Ok(())
+}
+
 /// Functions whose value depends on when they run cannot be maintained: a view must mean
 /// the same thing whenever it is recomputed.
 pub fn check_time_functions(plan: &LogicalPlan) -> Result<()> {
@@ -456,6 +582,13 @@ fn check_expr(e: &Expr) -> Result<()> {
         Some(m) => Err(EddyError::unsupported(m)),
         None => Ok(()),
     }
+}
+
+fn is_session_projection(p: &datafusion::logical_expr::Projection) -> bool {
+    p.expr.iter().any(|e| {
+        matches!(e, Expr::Alias(a) if matches!(a.expr.as_ref(), Expr::ScalarFunction(f) if f.func.name() == crate::sql::windows::SESSION_BOUND_FUNCTION))
+            || matches!(e, Expr::ScalarFunction(f) if f.func.name() == crate::sql::windows::SESSION_BOUND_FUNCTION)
+    })
 }
 
 fn unsupported_node(plan: &LogicalPlan) -> String {

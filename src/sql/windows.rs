@@ -26,17 +26,32 @@ pub const MICROS_PER_SECOND: i64 = 1_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WindowKind {
-    Tumbling { size: i64 },
-    Hopping { size: i64, advance: i64 },
+    Tumbling {
+        size: i64,
+    },
+    Hopping {
+        size: i64,
+        advance: i64,
+    },
+    /// Rows of one key closer than `gap` apart form one session: [first, last + gap).
+    Session {
+        gap: i64,
+    },
 }
 
 impl WindowKind {
+    /// The fixed window length; a session's is at least its gap.
     pub fn size(&self) -> i64 {
         match self {
             WindowKind::Tumbling { size } | WindowKind::Hopping { size, .. } => *size,
+            WindowKind::Session { gap } => *gap,
         }
     }
 }
+
+/// Name of the planning-only function that marks session window bounds: the dataflow
+/// computes them (they depend on other rows); in a batch query it is an error.
+pub const SESSION_BOUND_FUNCTION: &str = "eddy_session_bound";
 
 /// Everything the dataflow needs to know about a windowed aggregation. Times in µs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,9 +240,29 @@ pub fn extract_ksql_window(sql: &str) -> Result<(String, Option<KsqlWindow>)> {
 
 fn parse_ksql_window_body(kind: &str, body: &str) -> Result<KsqlWindow> {
     if kind == "SESSION" {
-        return Err(EddyError::unsupported(
-            "WINDOW SESSION is not supported yet; use WINDOW TUMBLING or WINDOW HOPPING",
-        ));
+        // ksqlDB: WINDOW SESSION (30 SECONDS [, GRACE PERIOD ...] [, RETENTION ...])
+        let mut parts = body.split(',');
+        let gap = parse_duration(parts.next().unwrap_or(""))?;
+        let mut grace = None;
+        let mut retention = None;
+        for part in parts {
+            let upper = part.trim().to_uppercase();
+            if let Some(rest) = upper.strip_prefix("GRACE PERIOD") {
+                grace = Some(parse_grace(rest)?);
+            } else if let Some(rest) = upper.strip_prefix("RETENTION") {
+                retention = Some(parse_duration(rest)?);
+            } else {
+                return Err(EddyError::syntax(format!(
+                    "syntax error: unknown session window property \"{}\"",
+                    part.trim()
+                )));
+            }
+        }
+        return Ok(KsqlWindow {
+            kind: WindowKind::Session { gap },
+            grace,
+            retention,
+        });
     }
     let mut size = None;
     let mut advance = None;
@@ -320,6 +355,7 @@ fn window_starts(kind: WindowKind, time: &str) -> Vec<String> {
     };
     match kind {
         WindowKind::Tumbling { size } => vec![bin(size)],
+        WindowKind::Session { .. } => vec![],
         WindowKind::Hopping { size, advance } => (0..size / advance)
             .map(|i| {
                 if i == 0 {
@@ -341,6 +377,13 @@ pub fn windowed_relation_sql(
     start: &str,
     end: &str,
 ) -> String {
+    if let WindowKind::Session { gap } = kind {
+        let f = SESSION_BOUND_FUNCTION;
+        return format!(
+            "SELECT *, {f}({time_expr}, {gap}, 0) AS \"{start}\", {f}({time_expr}, {gap}, 1) AS \"{end}\" FROM \"{}\"",
+            source.replace('"', "\"\"")
+        );
+    }
     let size = kind.size();
     window_starts(kind, time_expr)
         .into_iter()
@@ -376,11 +419,6 @@ pub fn window_function(t: &TableFactor) -> Result<Option<WindowFunction>> {
     if !matches!(fname.as_str(), "TUMBLE" | "HOP" | "SESSION") {
         return Ok(None);
     }
-    if fname == "SESSION" {
-        return Err(EddyError::unsupported(
-            "SESSION windows are not supported yet; use TUMBLE or HOP",
-        ));
-    }
     let exprs: Vec<&Expr> = args
         .args
         .iter()
@@ -413,6 +451,18 @@ pub fn window_function(t: &TableFactor) -> Result<Option<WindowFunction>> {
             ident(s, "a stream")?,
             ident(ts, "a time column")?,
         ),
+        ("SESSION", [s, ts, gap]) => (
+            WindowKind::Session {
+                gap: duration_of(gap)?,
+            },
+            ident(s, "a stream")?,
+            ident(ts, "a time column")?,
+        ),
+        ("SESSION", _) => {
+            return Err(EddyError::syntax(
+                "syntax error: SESSION(stream, time_column, INTERVAL gap)",
+            ))
+        }
         ("TUMBLE", _) => {
             return Err(EddyError::syntax(
                 "syntax error: TUMBLE(stream, time_column, INTERVAL size)",
@@ -643,19 +693,27 @@ fn check_window_grouping(
         }
         Some(e.clone())
     };
+    let session = matches!(spec.kind, WindowKind::Session { .. });
     if exprs
         .iter()
         .filter_map(resolve)
-        .any(|e| is_ident(&e, &spec.start_column) || is_ident(&e, &spec.end_column))
+        .any(|e| is_ident(&e, &spec.end_column) || (!session && is_ident(&e, &spec.start_column)))
     {
         Ok(())
     } else {
         Err(EddyError::query(
             "42803",
-            format!(
-                "GROUP BY over a window must include {} or {}",
-                spec.start_column, spec.end_column
-            ),
+            if session {
+                format!(
+                    "GROUP BY over a SESSION window must include {}",
+                    spec.end_column
+                )
+            } else {
+                format!(
+                    "GROUP BY over a window must include {} or {}",
+                    spec.start_column, spec.end_column
+                )
+            },
         ))
     }
 }

@@ -4,4 +4,5 @@ pub mod aggregate;
 pub mod filter;
 pub mod float_sum;
 pub mod project;
+pub mod session;
 pub mod union;
