@@ -13,7 +13,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::catalog::MemTable;
 use datafusion::prelude::SessionContext;
 use eddy::database::{Database, Session};
-use eddy::state::{MemoryStore, SledStore, Store};
+use eddy::state::{FileLog, MemoryStore, Store};
 
 const BATCH: usize = 1000;
 const VIEW: &str = "SELECT page, count(*) AS views, sum(ms) AS total, min(ms) AS lo, max(ms) AS hi, count(DISTINCT user_id) AS users FROM pageviews GROUP BY page";
@@ -140,13 +140,13 @@ fn bench(c: &mut Criterion) {
                 .sum()
         })
     });
-    g.bench_function("eddy_incremental_sled_log", |b| {
+    g.bench_function("eddy_incremental_file_log", |b| {
         b.iter_custom(|iters| {
             (0..iters)
                 .map(|_| {
                     let dir = tempfile::tempdir().expect("tmp");
                     rt.block_on(eddy_ingest(
-                        Box::new(SledStore::open(dir.path()).expect("sled")),
+                        Box::new(FileLog::open(dir.path()).expect("log")),
                         &batches,
                     ))
                 })
@@ -165,20 +165,20 @@ fn bench(c: &mut Criterion) {
     // One plain same-run comparison, printed for docs/benchmarks.md.
     let mem = rt.block_on(eddy_ingest(Box::new(MemoryStore::default()), &batches));
     let dir = tempfile::tempdir().expect("tmp");
-    let sled = rt.block_on(eddy_ingest(
-        Box::new(SledStore::open(dir.path()).expect("sled")),
+    let file = rt.block_on(eddy_ingest(
+        Box::new(FileLog::open(dir.path()).expect("log")),
         &batches,
     ));
     let df = rt.block_on(datafusion_batch(schema, &batches));
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
     println!("\nrows: {n} in batches of {BATCH}");
     println!("eddy incremental (memory log): {:>12.0} rows/s", rate(mem));
-    println!("eddy incremental (sled log):   {:>12.0} rows/s", rate(sled));
+    println!("eddy incremental (file log):   {:>12.0} rows/s", rate(file));
     println!("datafusion batch:              {:>12.0} rows/s", rate(df));
     println!("ratio eddy(memory)/datafusion: {:.3}", rate(mem) / rate(df));
     println!(
-        "ratio eddy(sled)/datafusion:   {:.3}",
-        rate(sled) / rate(df)
+        "ratio eddy(file)/datafusion:   {:.3}",
+        rate(file) / rate(df)
     );
     println!("peak RSS: {:.1} MiB", peak_rss_mib());
 }

@@ -11,7 +11,22 @@ use std::time::Instant;
 use datafusion::arrow::array::{Int32Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use eddy::database::{Database, Output, Session};
-use eddy::state::SledStore;
+use eddy::state::{FileLog, LogEntry, Store};
+
+/// Discards the log (for measuring the engine's own memory).
+struct NoLog;
+
+impl Store for NoLog {
+    fn append(&self, _entries: &[LogEntry]) -> eddy::Result<()> {
+        Ok(())
+    }
+    fn replay(&self) -> eddy::Result<Vec<LogEntry>> {
+        Ok(vec![])
+    }
+    fn size_on_disk(&self) -> u64 {
+        0
+    }
+}
 
 const BATCH: usize = 10_000;
 /// Event time advances 100 µs per event: 10 000 events per event-time second.
@@ -65,7 +80,12 @@ fn main() {
         .expect("runtime");
     let dir = tempfile::tempdir().expect("tmp");
     rt.block_on(async {
-        let db = Database::open(Box::new(SledStore::open(dir.path()).expect("sled"))).expect("open");
+        // EDDY_BENCH_STORE=none measures without the durable log, to separate its memory.
+        let store: Box<dyn Store> = match std::env::var("EDDY_BENCH_STORE").as_deref() {
+            Ok("none") => Box::new(NoLog),
+            _ => Box::new(FileLog::open(dir.path()).expect("log")),
+        };
+        let db = Database::open(store).expect("open");
         let mut s = Session::default();
         for sql in [
             "CREATE STREAM ev (k INT, v BIGINT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) WITH (RETENTION = '10 seconds')",

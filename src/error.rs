@@ -111,12 +111,6 @@ impl From<ArrowError> for EddyError {
     }
 }
 
-impl From<sled::Error> for EddyError {
-    fn from(e: sled::Error) -> Self {
-        EddyError::Storage(e.to_string())
-    }
-}
-
 impl From<datafusion::sql::sqlparser::parser::ParserError> for EddyError {
     fn from(e: datafusion::sql::sqlparser::parser::ParserError) -> Self {
         let message = match &e {

@@ -11,7 +11,7 @@
 //!         │ rows                          LogicalPlan)  ▼
 //!   database: snapshots for SELECT ◄──────────── one epoch per write statement
 //!         │
-//!         └──────── state (sled): one ordered log of DDL and accepted changes
+//!         └──────── state: one ordered, fsynced log of DDL and accepted changes
 //! ```
 //!
 //! Each arrow goes one way; each module says which box it is.

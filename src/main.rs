@@ -57,7 +57,7 @@ fn serve(listen: &str, data_dir: &PathBuf) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let store = eddy::state::SledStore::open(data_dir)
+        let store = eddy::state::FileLog::open(data_dir)
             .with_context(|| format!("opening data directory {}", data_dir.display()))?;
         let db = eddy::Database::open(Box::new(store)).context("loading the catalog and data")?;
         let (listener, addr) = eddy::server::bind(listen)

@@ -5,16 +5,16 @@
 //! Invariant: an entry is durable (synced) before the statement that produced it returns,
 //! so whatever a client saw acknowledged survives `kill -9`.
 //!
-//! Two backends behind one trait: [`SledStore`] (the real one, under the data dir) and
+//! Two backends behind one trait: [`FileLog`] (the real one, under the data dir) and
 //! [`MemoryStore`] (the model the real one is tested against).
 
 mod codec;
-mod sled_store;
+mod file_log;
 
 use std::sync::Mutex;
 
 pub use codec::LogEntry;
-pub use sled_store::SledStore;
+pub use file_log::FileLog;
 
 use crate::error::Result;
 

@@ -1,0 +1,189 @@
+//! The log as one append-only file: each entry is framed as `[len: u32][crc32: u32][bytes]`
+//! and the file is fsynced before `append` returns.
+//!
+//! A crash can leave a torn last frame (short, or failing its checksum): it was never
+//! acknowledged, so replay drops it and truncates the file back to the last whole entry.
+//! A bad frame followed by good ones is corruption and refuses to start.
+//!
+//! (This replaced a sled tree: with sled 0.34 the process RSS grew by ~30 MiB per million
+//! logged events even with a 32 MiB cache; with this file it stays flat. See
+//! docs/benchmarks.md.)
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use super::{LogEntry, Store};
+use crate::error::{EddyError, Result};
+
+pub struct FileLog {
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+const HEADER: usize = 8;
+
+impl FileLog {
+    pub fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join("eddy.log");
+        let file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&path)?;
+        Ok(FileLog {
+            path,
+            file: Mutex::new(file),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, File> {
+        self.file.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn frame(bytes: &[u8]) -> Result<Vec<u8>> {
+    let len = u32::try_from(bytes.len())
+        .map_err(|_| EddyError::Storage("log entry larger than 4 GiB".into()))?;
+    let mut out = Vec::with_capacity(HEADER + bytes.len());
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(bytes).to_le_bytes());
+    out.extend_from_slice(bytes);
+    Ok(out)
+}
+
+impl Store for FileLog {
+    fn append(&self, entries: &[LogEntry]) -> Result<()> {
+        let mut buf = Vec::new();
+        for e in entries {
+            buf.extend(frame(&e.encode()?)?);
+        }
+        let mut file = self.lock();
+        file.write_all(&buf)?;
+        file.sync_data()?;
+        Ok(())
+    }
+
+    fn replay(&self) -> Result<Vec<LogEntry>> {
+        let file = self.lock();
+        let mut reader = BufReader::new(file.try_clone()?);
+        reader.seek(SeekFrom::Start(0))?;
+        let mut entries = Vec::new();
+        let mut good_end: u64 = 0;
+        let total = file.metadata()?.len();
+        loop {
+            let mut header = [0u8; HEADER];
+            match read_full(&mut reader, &mut header)? {
+                0 => break,
+                n if n < HEADER => {
+                    torn_tail(&self.path, &file, good_end, total)?;
+                    break;
+                }
+                _ => {}
+            }
+            let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
+            let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
+            let mut body = vec![0u8; len];
+            let n = read_full(&mut reader, &mut body)?;
+            let end = good_end + (HEADER + len) as u64;
+            if n < len || crc32fast::hash(&body) != crc {
+                if end >= total {
+                    torn_tail(&self.path, &file, good_end, total)?;
+                    break;
+                }
+                return Err(EddyError::Storage(format!(
+                    "log {} is corrupt at byte {good_end} (an entry in the middle fails its checksum)",
+                    self.path.display()
+                )));
+            }
+            entries.push(LogEntry::decode(&body)?);
+            good_end = end;
+        }
+        Ok(entries)
+    }
+
+    fn size_on_disk(&self) -> u64 {
+        self.lock().metadata().map(|m| m.len()).unwrap_or(0)
+    }
+}
+
+/// Read until `buf` is full or the file ends; returns the bytes read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+fn torn_tail(path: &Path, file: &File, good_end: u64, total: u64) -> Result<()> {
+    tracing::warn!(
+        log = %path.display(),
+        dropped_bytes = total - good_end,
+        "dropping a torn entry at the end of the log (written, not acknowledged, before a crash)"
+    );
+    file.set_len(good_end)?;
+    file.sync_data()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::MemoryStore;
+    use proptest::prelude::*;
+
+    fn ddl(i: usize) -> LogEntry {
+        LogEntry::Ddl(format!("CREATE STREAM s{i} (a INT)"))
+    }
+
+    fn texts(entries: &[LogEntry]) -> Vec<String> {
+        entries
+            .iter()
+            .map(|e| match e {
+                LogEntry::Ddl(s) => s.clone(),
+                LogEntry::Changes { relation, batch } => format!("{relation}:{}", batch.len()),
+            })
+            .collect()
+    }
+
+    proptest! {
+        /// The file log against the in-memory model, with restarts (reopen) in between and
+        /// a torn write at the end that must be dropped.
+        #[test]
+        fn file_log_matches_model_across_restarts(ops in prop::collection::vec((1usize..4, any::<bool>()), 1..20), torn in 0usize..12) {
+            let dir = tempfile::tempdir().unwrap();
+            let model = MemoryStore::default();
+            let mut next = 0;
+            let mut log = FileLog::open(dir.path()).unwrap();
+            for (n, restart) in ops {
+                let entries: Vec<LogEntry> = (0..n).map(|k| ddl(next + k)).collect();
+                next += n;
+                log.append(&entries).unwrap();
+                model.append(&entries).unwrap();
+                if restart {
+                    log = FileLog::open(dir.path()).unwrap();
+                    prop_assert_eq!(texts(&log.replay().unwrap()), texts(&model.replay().unwrap()));
+                }
+            }
+            // A crash in the middle of a write: part of a frame at the end.
+            drop(log);
+            let partial = frame(&ddl(999).encode().unwrap()).unwrap();
+            let mut f = OpenOptions::new().append(true).open(dir.path().join("eddy.log")).unwrap();
+            f.write_all(&partial[..torn.min(partial.len() - 1)]).unwrap();
+            drop(f);
+            let log = FileLog::open(dir.path()).unwrap();
+            prop_assert_eq!(texts(&log.replay().unwrap()), texts(&model.replay().unwrap()));
+            // After the repair, appends continue cleanly.
+            log.append(&[ddl(1000)]).unwrap();
+            model.append(&[ddl(1000)]).unwrap();
+            let log = FileLog::open(dir.path()).unwrap();
+            prop_assert_eq!(texts(&log.replay().unwrap()), texts(&model.replay().unwrap()));
+        }
+    }
+}
