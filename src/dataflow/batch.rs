@@ -3,7 +3,8 @@
 //! operators is a `ChangeBatch`; weights of equal rows add up, and zero-weight rows mean
 //! nothing (see [`ChangeBatch::consolidate`]).
 
-use std::collections::HashMap;
+// hashbrown with a fast non-cryptographic hasher: row keys are hashed once per row.
+use datafusion::common::HashMap;
 
 use datafusion::arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, UInt32Array};
 use datafusion::arrow::compute::{concat_batches, filter_record_batch, take};

@@ -7,7 +7,8 @@
 //! Invariant: a snapshot equals the sum of all deltas applied so far (multiplicities never
 //! negative). Snapshots are cached until the next change, so repeated SELECTs are cheap.
 
-use std::collections::HashMap;
+// hashbrown with a fast non-cryptographic hasher: row keys are hashed once per row.
+use datafusion::common::HashMap;
 
 use datafusion::arrow::array::{Array, RecordBatch, UInt32Array};
 use datafusion::arrow::compute::concat_batches;

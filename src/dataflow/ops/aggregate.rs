@@ -14,7 +14,10 @@
 //! Without GROUP BY there is exactly one group, which always has a row (COUNT = 0 on empty
 //! input), as in SQL.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+// hashbrown with a fast non-cryptographic hasher: row keys are hashed once per row.
+use datafusion::common::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{

@@ -10,7 +10,10 @@
 //! grace: its rows are freed. A row whose own window [t, t + gap) ends at or before
 //! watermark − grace is late: dropped and counted.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+// hashbrown with a fast non-cryptographic hasher: row keys are hashed once per row.
+use datafusion::common::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, TimestampMicrosecondArray};
