@@ -13,7 +13,7 @@ async fn prepared_statements_with_parameters() {
     let server = Server::start();
     let c = server.connect().await;
     c.batch_execute(
-        "CREATE TABLE items (id INT PRIMARY KEY, name TEXT, price NUMERIC(10,2), qty BIGINT, ok BOOLEAN, seen TIMESTAMP, day DATE, ratio DOUBLE PRECISION, small SMALLINT, r REAL, raw BYTEA, tz TIMESTAMPTZ);
+        "CREATE TABLE items (id INT PRIMARY KEY, name TEXT, price NUMERIC(10,2), qty BIGINT, ok BOOLEAN, seen TIMESTAMP, day DATE, ratio DOUBLE PRECISION, small SMALLINT, r REAL, raw BYTEA, tz TIMESTAMPTZ, span INTERVAL);
          CREATE MATERIALIZED VIEW totals AS SELECT ok, count(*) AS n, sum(qty) AS q FROM items GROUP BY ok;",
     )
     .await
@@ -62,7 +62,7 @@ async fn prepared_statements_with_parameters() {
     );
     // Result column types map to Postgres OIDs.
     let stmt = c
-        .prepare("SELECT id, name, price, qty, ok, seen, day, ratio, small, r, raw, tz FROM items")
+        .prepare("SELECT id, name, price, qty, ok, seen, day, ratio, small, r, raw, tz, span FROM items")
         .await
         .unwrap();
     let types: Vec<Type> = stmt.columns().iter().map(|c| c.type_().clone()).collect();
@@ -80,7 +80,8 @@ async fn prepared_statements_with_parameters() {
             Type::INT2,
             Type::FLOAT4,
             Type::BYTEA,
-            Type::TIMESTAMPTZ
+            Type::TIMESTAMPTZ,
+            Type::INTERVAL
         ]
     );
     // The view saw every prepared insert.
