@@ -62,7 +62,9 @@ async fn prepared_statements_with_parameters() {
     );
     // Result column types map to Postgres OIDs.
     let stmt = c
-        .prepare("SELECT id, name, price, qty, ok, seen, day, ratio, small, r, raw, tz, span FROM items")
+        .prepare(
+            "SELECT id, name, price, qty, ok, seen, day, ratio, small, r, raw, tz, span FROM items",
+        )
         .await
         .unwrap();
     let types: Vec<Type> = stmt.columns().iter().map(|c| c.type_().clone()).collect();

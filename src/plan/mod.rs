@@ -306,7 +306,8 @@ impl<'a> Lowering<'a> {
                     aggs.push(self.aggregate_spec(e, in_schema, output_type)?);
                 }
                 let mut op =
-                    AggregateOp::try_new(group_exprs, group_types, aggs, out_schema.clone())?;
+                    AggregateOp::try_new(group_exprs, group_types, aggs, out_schema.clone())?
+                        .with_append_only_input(child.append_only);
                 if let Some(close) = self.window_close(&a.group_expr) {
                     op = op.with_window(close);
                 }

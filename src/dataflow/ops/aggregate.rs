@@ -101,6 +101,9 @@ enum Accumulator {
     },
     /// Value (row-encoded, order-preserving) → multiplicity. MIN/MAX.
     Ordered(BTreeMap<Vec<u8>, i64>),
+    /// MIN/MAX over an append-only input: nothing is ever retracted, so the extreme
+    /// alone is the state.
+    Extreme(Option<Vec<u8>>),
     /// Value → multiplicity. COUNT(DISTINCT).
     Distinct(HashMap<Vec<u8>, i64>),
 }
@@ -132,6 +135,8 @@ pub struct AggregateOp {
     schema: SchemaRef,
     groups: HashMap<Vec<u8>, GroupState>,
     window: Option<WindowClose>,
+    /// The input only ever inserts (a stream): MIN/MAX keep just the extreme.
+    append_only: bool,
 }
 
 /// Windowed aggregation: one group key is a window bound. Rows whose window has closed
@@ -232,7 +237,14 @@ impl AggregateOp {
             schema,
             groups: HashMap::new(),
             window: None,
+            append_only: false,
         })
+    }
+
+    /// Declare the input insert-only (checked: a retraction is an internal error).
+    pub fn with_append_only_input(mut self, append_only: bool) -> Self {
+        self.append_only = append_only;
+        self
     }
 
     pub fn with_window(mut self, window: WindowClose) -> Self {
@@ -285,6 +297,7 @@ impl AggregateOp {
                     float: FloatSum::default(),
                     non_null: 0,
                 },
+                AggKind::Min | AggKind::Max if self.append_only => Accumulator::Extreme(None),
                 AggKind::Min | AggKind::Max => Accumulator::Ordered(BTreeMap::new()),
                 AggKind::CountDistinct => Accumulator::Distinct(HashMap::new()),
             })
@@ -375,6 +388,9 @@ impl AggregateOp {
                 }
                 (AggKind::Max, Accumulator::Ordered(m)) => {
                     self.decode_value(i, m.keys().next_back(), &a.output_type)?
+                }
+                (AggKind::Min | AggKind::Max, Accumulator::Extreme(v)) => {
+                    self.decode_value(i, v.as_ref(), &a.output_type)?
                 }
                 _ => {
                     return Err(EddyError::internal(
@@ -603,6 +619,29 @@ impl Operator for AggregateOp {
                     Accumulator::Ordered(m) => {
                         let v = input.rows.as_ref().expect("MIN/MAX has rows").row(i);
                         bump(m, v.as_ref(), w);
+                    }
+                    Accumulator::Extreme(best) => {
+                        if w < 0 {
+                            return Err(EddyError::internal(
+                                "retraction reached an append-only MIN/MAX",
+                            ));
+                        }
+                        let v = input.rows.as_ref().expect("MIN/MAX has rows").row(i);
+                        let v = v.as_ref();
+                        let is_max = self.aggs[a].kind == AggKind::Max;
+                        let better = match best {
+                            None => true,
+                            Some(b) => {
+                                if is_max {
+                                    v > b.as_slice()
+                                } else {
+                                    v < b.as_slice()
+                                }
+                            }
+                        };
+                        if better {
+                            *best = Some(v.to_vec());
+                        }
                     }
                     Accumulator::Distinct(m) => {
                         let v = input.rows.as_ref().expect("DISTINCT has rows").row(i);
