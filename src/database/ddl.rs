@@ -15,7 +15,7 @@ use crate::dataflow::{ChangeBatch, Dataflow};
 use crate::error::{EddyError, Result};
 use crate::plan::Lowering;
 use crate::sql::parser::{ident_name, is_not_null, primary_key, DropKind};
-use crate::sql::windows::{rewrite_windows, KsqlWindow, WindowCatalog};
+use crate::sql::windows::KsqlWindow;
 use crate::sql::{EddyStatement, Emit, ViewKind};
 use crate::state::LogEntry;
 use crate::view::arrangement::KeyedArrangement;
@@ -320,24 +320,7 @@ impl Database {
     ) -> Result<Dataflow> {
         check_set_operations(&query.body)?;
         let mut query = query.clone();
-        let column_type = |rel: &str, col: &str| {
-            let r = inner.get(rel)?;
-            r.schema
-                .field_with_name(col)
-                .ok()
-                .map(|f| f.data_type().clone())
-        };
-        let event_time = |rel: &str| {
-            let r = inner.get(rel)?;
-            r.event_time
-                .as_ref()
-                .map(|e| r.schema.field(e.column).name().clone())
-        };
-        let cat = WindowCatalog {
-            column_type: &column_type,
-            event_time: &event_time,
-        };
-        let window = rewrite_windows(&mut query, ksql_window, &cat)?;
+        let window = inner.rewrite_windows(&mut query, ksql_window)?;
         let emit_final = emit == Some(Emit::Final);
         if emit_final && window.is_none() {
             return Err(EddyError::unsupported(

@@ -82,6 +82,33 @@ impl Inner {
         self.relations.iter_mut().find(|r| r.name == name)
     }
 
+    /// Rewrite window table functions (and a ksqlDB WINDOW clause) in `query` against
+    /// this catalog's schemas and event-time columns.
+    pub fn rewrite_windows(
+        &self,
+        query: &mut datafusion::sql::sqlparser::ast::Query,
+        ksql: Option<&crate::sql::windows::KsqlWindow>,
+    ) -> Result<Option<crate::sql::windows::WindowSpec>> {
+        let column_type = |rel: &str, col: &str| {
+            let r = self.get(rel)?;
+            r.schema
+                .field_with_name(col)
+                .ok()
+                .map(|f| f.data_type().clone())
+        };
+        let event_time = |rel: &str| {
+            let r = self.get(rel)?;
+            r.event_time
+                .as_ref()
+                .map(|e| r.schema.field(e.column).name().clone())
+        };
+        let cat = crate::sql::windows::WindowCatalog {
+            column_type: &column_type,
+            event_time: &event_time,
+        };
+        crate::sql::windows::rewrite_windows(query, ksql, &cat)
+    }
+
     pub fn require(&self, name: &str) -> Result<&Relation> {
         self.get(name)
             .ok_or_else(|| EddyError::UnknownRelation(name.to_string()))

@@ -215,26 +215,7 @@ impl Database {
         let rewritten;
         let q = {
             let mut copy = q.clone();
-            let inner = self.lock();
-            let column_type = |rel: &str, col: &str| {
-                inner
-                    .get(rel)?
-                    .schema
-                    .field_with_name(col)
-                    .ok()
-                    .map(|f| f.data_type().clone())
-            };
-            let event_time = |rel: &str| {
-                let r = inner.get(rel)?;
-                r.event_time
-                    .as_ref()
-                    .map(|e| r.schema.field(e.column).name().clone())
-            };
-            let cat = crate::sql::windows::WindowCatalog {
-                column_type: &column_type,
-                event_time: &event_time,
-            };
-            crate::sql::windows::rewrite_windows(&mut copy, None, &cat)?;
+            self.lock().rewrite_windows(&mut copy, None)?;
             rewritten = copy;
             &rewritten
         };

@@ -307,26 +307,7 @@ impl ExtendedQueryHandler for Connection {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let sql = &target.statement;
-        let inferred = self.db.parameter_types(sql).await.map_err(to_pgwire)?;
-        let n = inferred.len().max(target.parameter_types.len());
-        let param_types = (0..n)
-            .map(|i| {
-                target
-                    .parameter_types
-                    .get(i)
-                    .cloned()
-                    .flatten()
-                    .filter(|t| *t != Type::UNKNOWN)
-                    .unwrap_or_else(|| {
-                        inferred
-                            .get(i)
-                            .cloned()
-                            .flatten()
-                            .and_then(|dt| arrow_pg::datatypes::into_pg_type(&dt).ok())
-                            .unwrap_or(Type::TEXT)
-                    })
-            })
-            .collect();
+        let param_types = self.parameter_types(sql, &target.parameter_types).await?;
         let session = self.session.lock().await;
         let schema = self
             .db

@@ -34,6 +34,26 @@ use crate::dataflow::batch::{row_converter_for, ChangeBatch};
 use crate::dataflow::operator::Operator;
 use crate::error::{EddyError, Result};
 
+/// Add weight `w` to value `v` in a value → multiplicity map (BTreeMap or HashMap),
+/// dropping it at zero. Looks up by slice first: allocating a key per row is the hot path's
+/// main cost.
+macro_rules! bump {
+    ($m:expr, $v:expr, $w:expr) => {{
+        let (m, v, w) = ($m, $v, $w);
+        match m.get_mut(v) {
+            Some(c) => {
+                *c += w;
+                if *c == 0 {
+                    m.remove(v);
+                }
+            }
+            None => {
+                m.insert(v.to_vec(), w);
+            }
+        }
+    }};
+}
+
 /// Which aggregate function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AggKind {
@@ -618,7 +638,7 @@ impl Operator for AggregateOp {
                     }
                     Accumulator::Ordered(m) => {
                         let v = input.rows.as_ref().expect("MIN/MAX has rows").row(i);
-                        bump(m, v.as_ref(), w);
+                        bump!(m, v.as_ref(), w);
                     }
                     Accumulator::Extreme(best) => {
                         if w < 0 {
@@ -645,18 +665,7 @@ impl Operator for AggregateOp {
                     }
                     Accumulator::Distinct(m) => {
                         let v = input.rows.as_ref().expect("DISTINCT has rows").row(i);
-                        let v = v.as_ref();
-                        match m.get_mut(v) {
-                            Some(c) => {
-                                *c += w;
-                                if *c == 0 {
-                                    m.remove(v);
-                                }
-                            }
-                            None => {
-                                m.insert(v.to_vec(), w);
-                            }
-                        }
+                        bump!(m, v.as_ref(), w);
                     }
                 }
             }
@@ -792,21 +801,6 @@ impl Operator for AggregateOp {
             return Ok(None);
         }
         Ok(Some(self.build_output(out)?))
-    }
-}
-
-fn bump(m: &mut BTreeMap<Vec<u8>, i64>, v: &[u8], w: i64) {
-    // Look up by slice first: allocating a key per row is the hot path's main cost.
-    match m.get_mut(v) {
-        Some(c) => {
-            *c += w;
-            if *c == 0 {
-                m.remove(v);
-            }
-        }
-        None => {
-            m.insert(v.to_vec(), w);
-        }
     }
 }
 
