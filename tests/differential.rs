@@ -1,7 +1,7 @@
 //! Differential property test: random inserts, upserts, updates and deletes in random batch
 //! sizes into a stream and a table, with views of every supported shape (filter, project,
 //! group-by with every aggregate, HAVING, DISTINCT, UNION ALL, a view over a view, a global
-//! aggregate). After every step, each incrementally maintained view must equal DataFusion's
+//! aggregate, INNER and LEFT joins of two tables with duplicate and NULL keys). After every step, each incrementally maintained view must equal DataFusion's
 //! from-scratch batch answer to the view's own SELECT over the current inputs. At the end the
 //! log is replayed into a fresh database (a restart) and every view must be unchanged.
 
@@ -22,6 +22,12 @@ const VIEWS: &[(&str, &str)] = &[
     ("both", "SELECT g, v FROM (SELECT g, v FROM s WHERE v > 5 UNION ALL SELECT g, v FROM t) AS u WHERE g <> 'c'"),
     ("t_global", "SELECT count(*) AS n, sum(v) AS total, max(v) AS hi, min(g) AS first_g, count(DISTINCT g) AS groups FROM t"),
     ("s_nulls", "SELECT g, count(f) AS nf, sum(f) AS sf, min(f) AS lf, avg(f) AS af FROM s GROUP BY g"),
+    ("tu_inner", "SELECT t.id, t.g, t.v, u.region FROM t JOIN u ON t.id = u.id"),
+    ("tu_left", "SELECT t.id, t.v, u.id AS uid, u.region FROM t LEFT JOIN u ON t.id % 4 = u.id"),
+    ("tu_agg", "SELECT u.region, count(*) AS n, sum(t.v) AS total FROM t JOIN u ON t.id % 4 = u.id WHERE t.v > 0 GROUP BY u.region"),
+    ("tu_theta", "SELECT t.id, u.id AS uid FROM t JOIN u ON t.id % 4 = u.id AND t.v > u.id * 10"),
+    ("tu_text", "SELECT t.id, u.id AS uid FROM t JOIN u ON t.g = u.region"),
+    ("tu_left_text", "SELECT u.id, u.region, t.id AS tid FROM u LEFT JOIN t ON u.region = t.g"),
 ];
 
 /// A view created midway, so its backfill from existing data is checked too.
@@ -38,6 +44,8 @@ enum Op {
     UpdateGroup { from: u8, to: u8 },
     DeleteTable { id: i32 },
     DeleteGroup { g: u8 },
+    UpsertOther(Vec<(i32, Option<u8>)>),
+    DeleteOther { id: i32 },
 }
 
 fn group(g: u8) -> &'static str {
@@ -52,6 +60,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..4u8, 0..4u8).prop_map(|(from, to)| Op::UpdateGroup { from, to }),
         2 => (0..12i32).prop_map(|id| Op::DeleteTable { id }),
         1 => (0..4u8).prop_map(|g| Op::DeleteGroup { g }),
+        2 => prop::collection::vec((0..6i32, prop::option::of(0..4u8)), 0..4).prop_map(Op::UpsertOther),
+        1 => (0..6i32).prop_map(|id| Op::DeleteOther { id }),
     ]
 }
 
@@ -86,6 +96,18 @@ fn sql_for(op: &Op) -> Option<String> {
         )),
         Op::DeleteTable { id } => Some(format!("DELETE FROM t WHERE id = {id}")),
         Op::DeleteGroup { g } => Some(format!("DELETE FROM t WHERE g = '{}'", group(*g))),
+        Op::UpsertOther(rows) if !rows.is_empty() => Some(format!(
+            "INSERT INTO u VALUES {}",
+            rows.iter()
+                .map(|(id, g)| format!(
+                    "({id}, {})",
+                    g.map(|g| format!("'{}'", group(g)))
+                        .unwrap_or_else(|| "NULL".into())
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        Op::DeleteOther { id } => Some(format!("DELETE FROM u WHERE id = {id}")),
         _ => None,
     }
 }
@@ -148,6 +170,7 @@ async fn scenario(ops: Vec<Op>, late_at: usize) -> Result<(), TestCaseError> {
     for sql in [
         "CREATE STREAM s (k INT, g TEXT, v BIGINT, f DOUBLE)",
         "CREATE TABLE t (id INT PRIMARY KEY, g TEXT, v BIGINT)",
+        "CREATE TABLE u (id INT PRIMARY KEY, region TEXT)",
     ] {
         db.execute(&mut session, sql, &[]).await.expect("create");
     }

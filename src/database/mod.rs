@@ -147,9 +147,11 @@ impl Database {
             .with_default_features()
             // Only expression simplification: it rewrites functions such as coalesce() that
             // must not reach execution unsimplified, and keeps the query's shape.
-            .with_optimizer_rules(vec![Arc::new(
-                datafusion::optimizer::simplify_expressions::SimplifyExpressions::new(),
-            )])
+            .with_optimizer_rules(vec![
+                Arc::new(datafusion::optimizer::simplify_expressions::SimplifyExpressions::new()),
+                // Moves `a.k = b.k` from a JOIN's ON into its equi-join keys.
+                Arc::new(datafusion::optimizer::extract_equijoin_predicate::ExtractEquijoinPredicate::new()),
+            ])
             .build();
         let db = Database {
             inner: Mutex::new(Inner {

@@ -363,8 +363,89 @@ impl<'a> Lowering<'a> {
                 Ok(Lowered { input, append_only })
             }
             LogicalPlan::SubqueryAlias(s) => self.lower_node(&s.input),
+            LogicalPlan::Join(j) => self.lower_join(j),
             other => Err(EddyError::unsupported(unsupported_node(other))),
         }
+    }
+
+    /// Equi-joins: INNER, and LEFT OUTER with the stored side on the right. A stream side
+    /// is not stored (each row joins the table as it is when it arrives); joining two
+    /// streams needs a time bound, which is not supported yet.
+    fn lower_join(&mut self, j: &datafusion::logical_expr::Join) -> Result<Lowered> {
+        use crate::dataflow::ops::join::{JoinKind, JoinOp};
+        use datafusion::logical_expr::JoinType;
+        let kind = match j.join_type {
+            JoinType::Inner => JoinKind::Inner,
+            JoinType::Left => JoinKind::Left,
+            other => {
+                return Err(EddyError::unsupported(format!(
+                    "{other} JOIN in a continuous query is not supported yet; INNER and LEFT are"
+                )))
+            }
+        };
+        if j.on.is_empty() {
+            return Err(EddyError::unsupported(
+                "a JOIN in a continuous query needs an equality condition between the two sides (ON a.k = b.k)",
+            ));
+        }
+        if kind == JoinKind::Left && j.filter.is_some() {
+            return Err(EddyError::unsupported(
+                "a LEFT JOIN whose ON has conditions other than equalities is not supported yet",
+            ));
+        }
+        let left = self.lower_node(&j.left)?;
+        let right = self.lower_node(&j.right)?;
+        if left.append_only && right.append_only {
+            return Err(EddyError::unsupported(
+                "a JOIN of two streams needs a time bound (WITHIN), which is not supported yet; join a stream with a table or view instead",
+            ));
+        }
+        if kind == JoinKind::Left && right.append_only {
+            return Err(EddyError::unsupported(
+                "LEFT JOIN with a stream on the right is not supported; put the stream on the left",
+            ));
+        }
+        let lschema = j.left.schema();
+        let rschema = j.right.schema();
+        let mut lkeys = Vec::new();
+        let mut rkeys = Vec::new();
+        for (l, r) in &j.on {
+            lkeys.push(self.physical(l, lschema)?);
+            rkeys.push(self.physical(r, rschema)?);
+        }
+        for (l, r) in lkeys.iter().zip(&rkeys) {
+            let (lt, rt) = (
+                l.data_type(lschema.as_arrow())?,
+                r.data_type(rschema.as_arrow())?,
+            );
+            if lt != rt && !datafusion::arrow::compute::can_cast_types(&rt, &lt) {
+                return Err(EddyError::query(
+                    "42804",
+                    format!("JOIN keys of types {lt} and {rt} cannot be compared"),
+                ));
+            }
+        }
+        let schema = nullable(j.schema.as_arrow());
+        let op = JoinOp::try_new(
+            kind,
+            lkeys,
+            rkeys,
+            nullable(lschema.as_arrow()),
+            nullable(rschema.as_arrow()),
+            schema.clone(),
+            !left.append_only,
+            !right.append_only,
+        )?;
+        let mut input = self.push(Box::new(op), vec![left.input, right.input], schema.clone());
+        if let Some(f) = &j.filter {
+            let p = self.physical(f, &j.schema)?;
+            input = self.push(Box::new(FilterOp::new(p)), vec![input], schema);
+        }
+        // A stream joined with a table only ever inserts.
+        Ok(Lowered {
+            input,
+            append_only: left.append_only || right.append_only,
+        })
     }
 
     /// The first aggregate grouped by the window's start or end column closes windows.
