@@ -1,7 +1,7 @@
 //! Differential property test: random inserts, upserts, updates and deletes in random batch
 //! sizes into a stream and a table, with views of every supported shape (filter, project,
 //! group-by with every aggregate, HAVING, DISTINCT, UNION ALL, a view over a view, a global
-//! aggregate, INNER and LEFT joins of two tables with duplicate and NULL keys). After every step, each incrementally maintained view must equal DataFusion's
+//! aggregate, INNER, LEFT, RIGHT and FULL joins of two tables with duplicate and NULL keys). After every step, each incrementally maintained view must equal DataFusion's
 //! from-scratch batch answer to the view's own SELECT over the current inputs. At the end the
 //! log is replayed into a fresh database (a restart) and every view must be unchanged.
 
@@ -28,6 +28,9 @@ const VIEWS: &[(&str, &str)] = &[
     ("tu_theta", "SELECT t.id, u.id AS uid FROM t JOIN u ON t.id % 4 = u.id AND t.v > u.id * 10"),
     ("tu_text", "SELECT t.id, u.id AS uid FROM t JOIN u ON t.g = u.region"),
     ("tu_left_text", "SELECT u.id, u.region, t.id AS tid FROM u LEFT JOIN t ON u.region = t.g"),
+    ("tu_right", "SELECT t.id, u.id AS uid, u.region FROM t RIGHT JOIN u ON t.id % 4 = u.id"),
+    ("tu_full", "SELECT t.id, t.g, u.id AS uid, u.region FROM t FULL JOIN u ON t.g = u.region"),
+    ("tu_full_agg", "SELECT u.region, count(t.id) AS n, count(*) AS c FROM t FULL JOIN u ON t.id % 4 = u.id GROUP BY u.region"),
 ];
 
 /// A view created midway, so its backfill from existing data is checked too.

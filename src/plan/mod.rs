@@ -377,9 +377,11 @@ impl<'a> Lowering<'a> {
         let kind = match j.join_type {
             JoinType::Inner => JoinKind::Inner,
             JoinType::Left => JoinKind::Left,
+            JoinType::Right => JoinKind::Right,
+            JoinType::Full => JoinKind::Full,
             other => {
                 return Err(EddyError::unsupported(format!(
-                    "{other} JOIN in a continuous query is not supported yet; INNER and LEFT are"
+                    "{other} JOIN in a continuous query is not supported yet; INNER, LEFT, RIGHT and FULL are"
                 )))
             }
         };
@@ -388,9 +390,9 @@ impl<'a> Lowering<'a> {
                 "a JOIN in a continuous query needs an equality condition between the two sides (ON a.k = b.k)",
             ));
         }
-        if kind == JoinKind::Left && j.filter.is_some() {
+        if kind != JoinKind::Inner && j.filter.is_some() {
             return Err(EddyError::unsupported(
-                "a LEFT JOIN whose ON has conditions other than equalities is not supported yet",
+                "an OUTER JOIN whose ON has conditions other than equalities is not supported yet",
             ));
         }
         let left = self.lower_node(&j.left)?;
@@ -400,9 +402,13 @@ impl<'a> Lowering<'a> {
                 "a JOIN of two streams needs a time bound (WITHIN), which is not supported yet; join a stream with a table or view instead",
             ));
         }
-        if kind == JoinKind::Left && right.append_only {
+        // The outer side's padded rows are kept right only if the other side is stored.
+        let stream_side_outer = (matches!(kind, JoinKind::Left | JoinKind::Full)
+            && right.append_only)
+            || (matches!(kind, JoinKind::Right | JoinKind::Full) && left.append_only);
+        if stream_side_outer {
             return Err(EddyError::unsupported(
-                "LEFT JOIN with a stream on the right is not supported; put the stream on the left",
+                "an OUTER JOIN that pads rows of a table against a stream is not supported; use stream LEFT JOIN table",
             ));
         }
         let lschema = j.left.schema();

@@ -1,4 +1,4 @@
-//! Equi-join of two inputs, INNER or LEFT OUTER, maintained incrementally.
+//! Equi-join of two inputs, INNER, LEFT, RIGHT or FULL OUTER, maintained incrementally.
 //!
 //! Deltas arrive one input at a time within an epoch, which gives the bilinear rule
 //! Δ(A⋈B) = ΔA⋈B + A⋈ΔB + ΔA⋈ΔB: a left delta joins the right state as it is, then enters
@@ -9,8 +9,9 @@
 //! the table as it is when the row arrives, and a later table change does not rewrite
 //! output already produced — so state stays bounded by the table.
 //!
-//! LEFT OUTER: a left row with no match is emitted padded with NULLs; when its key gains its
-//! first right match the padded row is retracted, and re-emitted when the last match goes.
+//! OUTER sides: a row of an outer side with no match is emitted padded with NULLs; when its
+//! key gains its first match on the other side the padded row is retracted, and re-emitted
+//! when the last match goes (only for stored sides: a stream's past output stays as it was).
 //! Rows with a NULL in the key never match (SQL equality).
 
 use std::sync::Arc;
@@ -30,6 +31,18 @@ use crate::error::{EddyError, Result};
 pub enum JoinKind {
     Inner,
     Left,
+    Right,
+    Full,
+}
+
+impl JoinKind {
+    /// Whether rows of side 0 (left) / 1 (right) appear padded when unmatched.
+    fn outer(&self, side: usize) -> bool {
+        matches!(
+            (self, side),
+            (JoinKind::Left | JoinKind::Full, 0) | (JoinKind::Right | JoinKind::Full, 1)
+        )
+    }
 }
 
 #[derive(Default)]
@@ -49,8 +62,8 @@ pub struct JoinOp {
     converters: [RowConverter; 2],
     /// `None` for a side that is not stored (an append-only stream).
     state: [Option<HashMap<Vec<u8>, KeyRows>>; 2],
-    /// The right side's all-NULL row, for LEFT padding.
-    null_right: Vec<u8>,
+    /// Each side's all-NULL row, for padding.
+    null_rows: [Vec<u8>; 2],
 }
 
 impl JoinOp {
@@ -69,26 +82,30 @@ impl JoinOp {
             .iter()
             .map(|k| k.data_type(&left).map_err(EddyError::from))
             .collect::<Result<Vec<_>>>()?;
+        let left_conv = row_converter(&left)?;
         let right_conv = row_converter(&right)?;
-        let nulls: Vec<ArrayRef> = right
-            .fields()
-            .iter()
-            .map(|f| datafusion::arrow::array::new_null_array(f.data_type(), 1))
-            .collect();
-        let null_right = right_conv.convert_columns(&nulls)?.row(0).data().to_vec();
+        let null_row = |schema: &SchemaRef, conv: &RowConverter| -> Result<Vec<u8>> {
+            let nulls: Vec<ArrayRef> = schema
+                .fields()
+                .iter()
+                .map(|f| datafusion::arrow::array::new_null_array(f.data_type(), 1))
+                .collect();
+            Ok(conv.convert_columns(&nulls)?.row(0).data().to_vec())
+        };
+        let null_rows = [null_row(&left, &left_conv)?, null_row(&right, &right_conv)?];
         Ok(JoinOp {
             kind,
             key_converter: row_converter_for(&key_types)?,
             key_types,
             keys: [left_keys, right_keys],
-            converters: [row_converter(&left)?, right_conv],
+            converters: [left_conv, right_conv],
             schemas: [left, right],
             output,
             state: [
                 store_left.then(HashMap::new),
                 store_right.then(HashMap::new),
             ],
-            null_right,
+            null_rows,
         })
     }
 
@@ -161,14 +178,16 @@ impl Operator for JoinOp {
                 (theirs.to_vec(), mine.to_vec())
             }
         };
+        let (outer_here, outer_there) = (self.kind.outer(side), self.kind.outer(other));
         for i in 0..batch.len() {
             let w = batch.weights.value(i);
             let row = rows.row(i);
             let row = row.data();
             if !valid[i] {
-                // A NULL key never matches; a LEFT row still appears, padded.
-                if side == 0 && self.kind == JoinKind::Left {
-                    out.push((w, row.to_vec(), self.null_right.clone()));
+                // A NULL key never matches; an outer side's row still appears, padded.
+                if outer_here {
+                    let (l, r) = pair(row, &self.null_rows[other]);
+                    out.push((w, l, r));
                 }
                 continue;
             }
@@ -181,13 +200,14 @@ impl Operator for JoinOp {
                     out.push((w * c, l, rr));
                 }
             }
-            if self.kind == JoinKind::Left {
-                if side == 0 {
-                    if matches.map(|m| m.total).unwrap_or(0) == 0 {
-                        out.push((w, row.to_vec(), self.null_right.clone()));
-                    }
-                } else if let Some(lefts) = self.state[0].as_ref().and_then(|s| s.get(key)) {
-                    let before = self.state[1]
+            if outer_here && matches.map(|m| m.total).unwrap_or(0) == 0 {
+                let (l, r) = pair(row, &self.null_rows[other]);
+                out.push((w, l, r));
+            }
+            if outer_there {
+                // The other side's rows of this key lose or regain their padding.
+                if let Some(theirs) = matches {
+                    let before = self.state[side]
                         .as_ref()
                         .and_then(|s| s.get(key))
                         .map(|m| m.total)
@@ -201,8 +221,10 @@ impl Operator for JoinOp {
                         0
                     };
                     if flip != 0 {
-                        for (l, c) in &lefts.rows {
-                            out.push((flip * c, l.clone(), self.null_right.clone()));
+                        for (t, c) in &theirs.rows {
+                            let (l, r) = pair(&self.null_rows[side], t);
+                            // pair() puts `mine` on this side: here the NULLs are ours.
+                            out.push((flip * c, l, r));
                         }
                     }
                 }
