@@ -175,12 +175,19 @@ async fn scenario(delay: i64, steps: Vec<(u8, Vec<(u8, i64, i64)>)>) -> Result<(
         "CREATE MATERIALIZED VIEW tumble_final AS SELECT window_start, g, count(*) AS n, sum(v) AS total FROM TUMBLE(s, ts, INTERVAL '10' SECOND) GROUP BY window_start, g EMIT FINAL".into(),
         "CREATE MATERIALIZED VIEW hop_changes AS SELECT window_start, window_end, count(*) AS n, sum(v) AS total FROM HOP(s, ts, INTERVAL '5' SECOND, INTERVAL '15' SECOND) GROUP BY window_start, window_end".into(),
         "CREATE TABLE ksql_table AS SELECT g, count(*) AS n FROM k WINDOW TUMBLING (SIZE 20 SECONDS, GRACE PERIOD 5 SECONDS, RETENTION 60 SECONDS) GROUP BY g EMIT CHANGES".into(),
+        "CREATE STREAM sj (g TEXT, v BIGINT, ts TIMESTAMP) WITH (TIMESTAMP = 'ts')".into(),
+        "CREATE STREAM rj (g TEXT, v BIGINT, ts TIMESTAMP) WITH (TIMESTAMP = 'ts')".into(),
+        "CREATE STREAM shadow_sj (g TEXT, v BIGINT, ts TIMESTAMP, wm TIMESTAMP)".into(),
+        "CREATE STREAM shadow_rj (g TEXT, v BIGINT, ts TIMESTAMP, wm TIMESTAMP)".into(),
+        "CREATE STREAM ij_inner AS SELECT a.g, a.v AS av, b.v AS bv, a.ts AS at, b.ts AS bt FROM sj a JOIN rj b WITHIN (5 SECONDS, 10 SECONDS) GRACE PERIOD 2 SECONDS ON a.g = b.g".into(),
+        "CREATE MATERIALIZED VIEW ij_left AS SELECT a.g, a.v AS av, b.v AS bv, a.ts AS at, b.ts AS bt FROM sj a LEFT JOIN rj b WITHIN (5 SECONDS, 10 SECONDS) GRACE PERIOD 2 SECONDS ON a.g = b.g".into(),
         "CREATE MATERIALIZED VIEW sessions AS SELECT g, window_start, window_end, count(*) AS n, sum(v) AS total FROM SESSION(s, ts, INTERVAL '10' SECOND) GROUP BY g, window_start, window_end".into(),
     ] {
         exec(&db, &mut s, &sql).await;
     }
     let (mut max_s, mut max_k): (Option<i64>, Option<i64>) = (None, None);
     let mut model = SessionModel::default();
+    let (mut max_sj, mut max_rj): (Option<i64>, Option<i64>) = (None, None);
     let mut cursor = 0i64;
     for (advance, batch) in steps {
         cursor += advance as i64;
@@ -242,6 +249,78 @@ async fn scenario(delay: i64, steps: Vec<(u8, Vec<(u8, i64, i64)>)>) -> Result<(
         if let Some(w) = w_s {
             model.close(w);
         }
+        // Interval joins: the watermark is the minimum over both streams, judged per statement.
+        let w_join = |a: Option<i64>, b: Option<i64>| a.zip(b).map(|(a, b)| a.min(b));
+        let w_before = w_join(max_sj, max_rj);
+        exec(&db, &mut s, &format!("INSERT INTO sj VALUES {list}")).await;
+        exec(
+            &db,
+            &mut s,
+            &format!(
+                "INSERT INTO shadow_sj VALUES {}",
+                values
+                    .iter()
+                    .map(|r| shadow(r, w_before))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+        .await;
+        max_sj = max_sj.max(batch_max);
+        let shifted: Vec<(String, i64, i64)> = values
+            .iter()
+            .map(|(g, v, t)| (g.clone(), v + 100, (t + 3).max(0)))
+            .collect();
+        let w_before = w_join(max_sj, max_rj);
+        let list_r = shifted.iter().map(row).collect::<Vec<_>>().join(", ");
+        exec(&db, &mut s, &format!("INSERT INTO rj VALUES {list_r}")).await;
+        exec(
+            &db,
+            &mut s,
+            &format!(
+                "INSERT INTO shadow_rj VALUES {}",
+                shifted
+                    .iter()
+                    .map(|r| shadow(r, w_before))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+        .await;
+        max_rj = max_rj.max(shifted.iter().map(|r| r.2).max());
+        let w_now = w_join(max_sj, max_rj);
+        let on_time =
+            |x: &str| format!("({x}.wm IS NULL OR {x}.ts >= {x}.wm - INTERVAL '2 seconds')");
+        let inner = format!(
+            "SELECT a.g AS g, a.v AS av, b.v AS bv, a.ts AS at, b.ts AS bt FROM shadow_sj a JOIN shadow_rj b ON a.g = b.g AND b.ts >= a.ts - INTERVAL '5 seconds' AND b.ts <= a.ts + INTERVAL '10 seconds' WHERE {} AND {}",
+            on_time("a"), on_time("b")
+        );
+        let maintained = rows(&db, &mut s, "SELECT * FROM ij_inner").await;
+        prop_assert_eq!(
+            &maintained,
+            &rows(&db, &mut s, &inner).await,
+            "ij_inner after {}",
+            list
+        );
+        let padded = format!(
+            "SELECT a.g AS g, a.v AS av, CAST(NULL AS BIGINT) AS bv, a.ts AS at, CAST(NULL AS TIMESTAMP) AS bt FROM shadow_sj a WHERE {} AND a.ts + INTERVAL '10 seconds' < {} - INTERVAL '2 seconds' AND NOT EXISTS (SELECT 1 FROM shadow_rj b WHERE a.g = b.g AND b.ts >= a.ts - INTERVAL '5 seconds' AND b.ts <= a.ts + INTERVAL '10 seconds' AND {})",
+            on_time("a"), lit(w_now), on_time("b")
+        );
+        let maintained = rows(&db, &mut s, "SELECT * FROM ij_left").await;
+        let expected = rows(&db, &mut s, &format!("{inner} UNION ALL {padded}")).await;
+        prop_assert_eq!(&maintained, &expected, "ij_left after {}", list);
+        let late_expected = rows(&db, &mut s, &format!(
+            "SELECT (SELECT count(*) FROM shadow_sj a WHERE NOT {}) + (SELECT count(*) FROM shadow_rj b WHERE NOT {})",
+            on_time("a"), on_time("b")
+        )).await;
+        let late_seen = rows(
+            &db,
+            &mut s,
+            "SELECT late_rows FROM eddy_relations WHERE name = 'ij_inner'",
+        )
+        .await;
+        prop_assert_eq!(late_seen, late_expected, "late rows of ij_inner");
+
         let maintained = rows(
             &db,
             &mut s,

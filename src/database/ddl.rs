@@ -9,7 +9,7 @@ use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::sql::sqlparser::ast::{Query, SqlOption};
 
-use super::{Database, Inner};
+use super::{min_watermark, Database, Inner};
 use crate::catalog::{EventTime, Relation, RelationKind};
 use crate::dataflow::{ChangeBatch, Dataflow};
 use crate::error::{EddyError, Result};
@@ -364,7 +364,14 @@ impl Database {
                 .map(|r| r.kind.is_append_only())
                 .unwrap_or(false)
         };
+        let event_time = |n: &str| {
+            let r = inner.get(n)?;
+            r.event_time
+                .as_ref()
+                .map(|e| r.schema.field(e.column).name().clone())
+        };
         let flow = Lowering::new(&append_only)
+            .with_event_times(&event_time)
             .with_window(window.map(|w| (w, emit_final)))
             .lower(&plan, schema)?;
         if kind == ViewKind::Stream && !flow.append_only {
@@ -470,12 +477,12 @@ fn backfill(inner: &mut Inner, rel: &mut Relation) -> Result<()> {
         let data = concat_batches(&source.schema, batches.iter())?;
         deltas.insert(slot, ChangeBatch::inserts(data));
     }
-    let watermark = flow
-        .window
-        .as_ref()
-        .and_then(|w| inner.get(&w.source))
-        .and_then(|r| r.event_time.as_ref())
-        .and_then(|e| e.watermark());
+    let watermark = min_watermark(&flow.watermark_sources, |s| {
+        inner
+            .get(s)
+            .and_then(|r| r.event_time.as_ref())
+            .and_then(|e| e.watermark())
+    });
     if let Some(out) = flow.step(&deltas, watermark)? {
         rel.storage.apply(&out)?;
     }

@@ -386,10 +386,7 @@ impl Database {
             let Some(flow) = rel.dataflow.as_mut() else {
                 continue;
             };
-            let watermark = flow
-                .window
-                .as_ref()
-                .and_then(|w| watermarks.get(&w.source).copied());
+            let watermark = min_watermark(&flow.watermark_sources, |s| watermarks.get(s).copied());
             let advanced = match (watermark, flow.watermark) {
                 (Some(w), Some(old)) => w > old,
                 (Some(_), None) => true,
@@ -436,6 +433,20 @@ impl Database {
         }
         Ok(())
     }
+}
+
+/// The watermark a dataflow follows: the minimum over its sources; none until every source
+/// has one.
+pub(crate) fn min_watermark(sources: &[String], of: impl Fn(&str) -> Option<i64>) -> Option<i64> {
+    if sources.is_empty() {
+        return None;
+    }
+    sources
+        .iter()
+        .map(|s| of(s))
+        .collect::<Option<Vec<i64>>>()?
+        .into_iter()
+        .min()
 }
 
 /// Event times (µs) of a column: TIMESTAMP/TIMESTAMPTZ as is, BIGINT as epoch milliseconds.

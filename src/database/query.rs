@@ -45,6 +45,18 @@ pub(super) fn with_postgres_functions(state: SessionState) -> Result<SessionStat
     ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(
         SessionBound::new(),
     ));
+    ctx.register_udf(create_udf(
+        crate::sql::windows::WITHIN_FUNCTION,
+        vec![DataType::Int64, DataType::Int64, DataType::Int64],
+        DataType::Boolean,
+        // Volatile so that planning never folds it away: the dataflow reads it off the plan.
+        Volatility::Volatile,
+        Arc::new(|_args: &[ColumnarValue]| {
+            datafusion::common::not_impl_err!(
+                "JOIN ... WITHIN in an ad-hoc query; time-bounded stream joins are maintained by continuous queries"
+            )
+        }),
+    ));
     Ok(ctx.state())
 }
 
@@ -249,7 +261,22 @@ impl Database {
         let batches = batches
             .into_iter()
             .map(|b| {
-                RecordBatch::try_new(schema.clone(), b.columns().to_vec()).map_err(EddyError::from)
+                // The physical plan may produce a different (compatible) type than the
+                // logical schema promises, e.g. nanosecond timestamps in one UNION branch.
+                let columns = b
+                    .columns()
+                    .iter()
+                    .zip(schema.fields())
+                    .map(|(c, f)| {
+                        if c.data_type() == f.data_type() {
+                            Ok(c.clone())
+                        } else {
+                            datafusion::arrow::compute::cast(c, f.data_type())
+                                .map_err(EddyError::from)
+                        }
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                RecordBatch::try_new(schema.clone(), columns).map_err(EddyError::from)
             })
             .collect::<Result<Vec<_>>>()?;
         Ok((schema, batches))

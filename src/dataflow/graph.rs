@@ -36,6 +36,8 @@ pub struct Dataflow {
     /// The window this view aggregates over, if any, and the last watermark applied.
     pub window: Option<crate::sql::windows::WindowSpec>,
     pub watermark: Option<i64>,
+    /// Streams whose watermark (the minimum of them) this dataflow follows.
+    pub watermark_sources: Vec<String>,
 }
 
 impl Dataflow {

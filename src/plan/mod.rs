@@ -31,6 +31,10 @@ pub struct Lowering<'a> {
     window_used: bool,
     /// Group keys of the aggregate over a session window (its sessions are per key).
     session_keys: Option<Vec<String>>,
+    /// A stream's event-time column, if it declares one.
+    event_time_of: Option<&'a dyn Fn(&str) -> Option<String>>,
+    /// Streams whose watermarks drive this dataflow (windows, time-bounded joins).
+    watermark_sources: Vec<String>,
 }
 
 struct Lowered {
@@ -61,7 +65,14 @@ impl<'a> Lowering<'a> {
             window: None,
             window_used: false,
             session_keys: None,
+            event_time_of: None,
+            watermark_sources: vec![],
         }
+    }
+
+    pub fn with_event_times(mut self, f: &'a dyn Fn(&str) -> Option<String>) -> Self {
+        self.event_time_of = Some(f);
+        self
     }
 
     /// `SELECT *, session_bound(t, gap, 0), session_bound(t, gap, 1) FROM s` becomes a
@@ -152,6 +163,12 @@ impl<'a> Lowering<'a> {
         } else {
             None
         };
+        let mut watermark_sources = self.watermark_sources;
+        if let Some(w) = &window {
+            watermark_sources.push(w.source.clone());
+        }
+        watermark_sources.sort();
+        watermark_sources.dedup();
         Ok(Dataflow {
             sources: self.sources,
             nodes: self.nodes,
@@ -160,6 +177,7 @@ impl<'a> Lowering<'a> {
             append_only: out.append_only,
             window,
             watermark: None,
+            watermark_sources,
         })
     }
 
@@ -374,6 +392,7 @@ impl<'a> Lowering<'a> {
     fn lower_join(&mut self, j: &datafusion::logical_expr::Join) -> Result<Lowered> {
         use crate::dataflow::ops::join::{JoinKind, JoinOp};
         use datafusion::logical_expr::JoinType;
+        let (within, residual) = split_within(j.filter.as_ref());
         let kind = match j.join_type {
             JoinType::Inner => JoinKind::Inner,
             JoinType::Left => JoinKind::Left,
@@ -390,7 +409,7 @@ impl<'a> Lowering<'a> {
                 "a JOIN in a continuous query needs an equality condition between the two sides (ON a.k = b.k)",
             ));
         }
-        if kind != JoinKind::Inner && j.filter.is_some() {
+        if kind != JoinKind::Inner && residual.is_some() {
             return Err(EddyError::unsupported(
                 "an OUTER JOIN whose ON has conditions other than equalities is not supported yet",
             ));
@@ -398,8 +417,11 @@ impl<'a> Lowering<'a> {
         let left = self.lower_node(&j.left)?;
         let right = self.lower_node(&j.right)?;
         if left.append_only && right.append_only {
+            return self.lower_interval_join(j, kind, left, right, within, residual);
+        }
+        if within.is_some() {
             return Err(EddyError::unsupported(
-                "a JOIN of two streams needs a time bound (WITHIN), which is not supported yet; join a stream with a table or view instead",
+                "WITHIN bounds a JOIN of two streams; this join reads a table or view",
             ));
         }
         // The outer side's padded rows are kept right only if the other side is stored.
@@ -443,7 +465,7 @@ impl<'a> Lowering<'a> {
             !right.append_only,
         )?;
         let mut input = self.push(Box::new(op), vec![left.input, right.input], schema.clone());
-        if let Some(f) = &j.filter {
+        if let Some(f) = &residual {
             let p = self.physical(f, &j.schema)?;
             input = self.push(Box::new(FilterOp::new(p)), vec![input], schema);
         }
@@ -451,6 +473,86 @@ impl<'a> Lowering<'a> {
         Ok(Lowered {
             input,
             append_only: left.append_only || right.append_only,
+        })
+    }
+
+    /// A JOIN of two streams, bounded in time by WITHIN (see ops/interval_join.rs).
+    fn lower_interval_join(
+        &mut self,
+        j: &datafusion::logical_expr::Join,
+        kind: crate::dataflow::ops::join::JoinKind,
+        left: Lowered,
+        right: Lowered,
+        within: Option<(i64, i64, i64)>,
+        residual: Option<Expr>,
+    ) -> Result<Lowered> {
+        let Some((before, after, grace)) = within else {
+            return Err(EddyError::unsupported(
+                "a JOIN of two streams needs a time bound so its state can be freed: write JOIN ... WITHIN 1 HOUR ON ... (or WITHIN (before, after)), or join a stream with a table",
+            ));
+        };
+        if kind != crate::dataflow::ops::join::JoinKind::Inner && residual.is_some() {
+            return Err(EddyError::unsupported(
+                "an OUTER stream-stream JOIN whose ON has conditions other than equalities is not supported yet",
+            ));
+        }
+        let mut times = Vec::new();
+        for side in [&j.left, &j.right] {
+            let stream = single_scan(side).ok_or_else(|| {
+                EddyError::unsupported("a time-bounded JOIN must read each stream directly")
+            })?;
+            let column = self
+                .event_time_of
+                .and_then(|f| f(&stream))
+                .ok_or_else(|| {
+                    EddyError::query(
+                        "42P16",
+                        format!("stream {stream} has no event-time column for JOIN ... WITHIN; declare WITH (TIMESTAMP='column') or WATERMARK FOR"),
+                    )
+                })?;
+            let idx = side
+                .schema()
+                .index_of_column_by_name(None, &column)
+                .ok_or_else(|| {
+                    EddyError::unsupported(format!(
+                        "the event-time column {column} of {stream} must be visible to the JOIN"
+                    ))
+                })?;
+            times.push(
+                Arc::new(datafusion::physical_expr::expressions::Column::new(
+                    &column, idx,
+                )) as Arc<dyn PhysicalExpr>,
+            );
+            self.watermark_sources.push(stream);
+        }
+        let (lschema, rschema) = (j.left.schema(), j.right.schema());
+        let mut lkeys = Vec::new();
+        let mut rkeys = Vec::new();
+        for (l, r) in &j.on {
+            lkeys.push(self.physical(l, lschema)?);
+            rkeys.push(self.physical(r, rschema)?);
+        }
+        let schema = nullable(j.schema.as_arrow());
+        let right_time = times.pop().expect("two sides");
+        let left_time = times.pop().expect("two sides");
+        let op = crate::dataflow::ops::interval_join::IntervalJoinOp::try_new(
+            kind,
+            [lkeys, rkeys],
+            [left_time, right_time],
+            before,
+            after,
+            grace,
+            [nullable(lschema.as_arrow()), nullable(rschema.as_arrow())],
+            schema.clone(),
+        )?;
+        let mut input = self.push(Box::new(op), vec![left.input, right.input], schema.clone());
+        if let Some(f) = &residual {
+            let p = self.physical(f, &j.schema)?;
+            input = self.push(Box::new(FilterOp::new(p)), vec![input], schema);
+        }
+        Ok(Lowered {
+            input,
+            append_only: true,
         })
     }
 
@@ -581,7 +683,7 @@ pub fn check_no_session_windows(plan: &LogicalPlan) -> Result<()> {
     plan.apply(|node| {
         for e in node.expressions() {
             e.apply(|x| {
-                if matches!(x, Expr::ScalarFunction(f) if f.func.name() == crate::sql::windows::SESSION_BOUND_FUNCTION) {
+                if matches!(x, Expr::ScalarFunction(f) if f.func.name() == crate::sql::windows::SESSION_BOUND_FUNCTION || f.func.name() == crate::sql::windows::WITHIN_FUNCTION) {
                     found = true;
                     return Ok(TreeNodeRecursion::Stop);
                 }
@@ -592,7 +694,7 @@ pub fn check_no_session_windows(plan: &LogicalPlan) -> Result<()> {
     })?;
     if found {
         return Err(EddyError::unsupported(
-            "SESSION windows in an ad-hoc query; they are maintained by continuous queries (CREATE ... AS SELECT ... FROM SESSION(...))",
+            "SESSION windows and JOIN ... WITHIN in an ad-hoc query; they are maintained by continuous queries (CREATE ... AS SELECT ...)",
         ));
     }
     Ok(())
@@ -669,6 +771,45 @@ fn check_expr(e: &Expr) -> Result<()> {
     match err {
         Some(m) => Err(EddyError::unsupported(m)),
         None => Ok(()),
+    }
+}
+
+/// Take the `eddy_within(before, after, grace)` conjunct (ksqlDB WITHIN) out of a join
+/// condition; returns the bound and what is left of the condition.
+fn split_within(filter: Option<&Expr>) -> (Option<(i64, i64, i64)>, Option<Expr>) {
+    use datafusion::logical_expr::utils::{conjunction, split_conjunction};
+    let Some(f) = filter else { return (None, None) };
+    let mut within = None;
+    let mut rest = Vec::new();
+    for c in split_conjunction(f) {
+        match c {
+            Expr::ScalarFunction(sf) if sf.func.name() == crate::sql::windows::WITHIN_FUNCTION => {
+                let lit = |e: &Expr| match e {
+                    Expr::Literal(datafusion::scalar::ScalarValue::Int64(Some(v)), _) => Some(*v),
+                    _ => None,
+                };
+                if let [a, b, g] = sf.args.as_slice() {
+                    if let (Some(a), Some(b), Some(g)) = (lit(a), lit(b), lit(g)) {
+                        within = Some((a, b, g));
+                        continue;
+                    }
+                }
+                rest.push(c.clone());
+            }
+            other => rest.push(other.clone()),
+        }
+    }
+    (within, conjunction(rest))
+}
+
+/// The one relation a join side reads, through projections, filters and aliases.
+fn single_scan(plan: &LogicalPlan) -> Option<String> {
+    match plan {
+        LogicalPlan::TableScan(s) => Some(s.table_name.table().to_string()),
+        LogicalPlan::Projection(p) => single_scan(&p.input),
+        LogicalPlan::Filter(f) => single_scan(&f.input),
+        LogicalPlan::SubqueryAlias(a) => single_scan(&a.input),
+        _ => None,
     }
 }
 

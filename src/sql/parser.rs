@@ -161,6 +161,7 @@ fn parse_inner(sql: &str) -> Result<EddyStatement> {
     let w = |i: usize| head.get(i).map(String::as_str).unwrap_or("");
     let (body, emit) = strip_emit(sql)?;
     let (body, window) = crate::sql::windows::extract_ksql_window(&body)?;
+    let body = crate::sql::windows::extract_within(&body)?;
     match (w(0), w(1), w(2)) {
         ("CREATE", "STREAM", _) | ("CREATE", "OR", "REPLACE")
             if w(1) == "STREAM" || w(3) == "STREAM" =>

@@ -813,3 +813,87 @@ fn rewrite_ksql(query: &mut Query, w: &KsqlWindow, cat: &WindowCatalog) -> Resul
         end_column: "windowend".into(),
     })
 }
+
+/// Name of the planning-only predicate that carries a ksqlDB `WITHIN` bound into the plan.
+pub const WITHIN_FUNCTION: &str = "eddy_within";
+
+/// ksqlDB's `JOIN b WITHIN 1 HOUR [GRACE PERIOD ...] ON cond` and `WITHIN (1 HOUR, 2 HOURS)`
+/// become `ON eddy_within(before_µs, after_µs, grace_µs) AND (cond)`: b's time must lie in
+/// [a.time − before, a.time + after]. The lowering reads the bound off the join condition.
+pub fn extract_within(sql: &str) -> Result<String> {
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql)
+        .tokenize()
+        .map_err(|e| EddyError::syntax(format!("syntax error: {e}")))?;
+    let is_word = |t: &Token, w: &str| matches!(t, Token::Word(x) if x.quote_style.is_none() && x.value.eq_ignore_ascii_case(w));
+    let Some(start) = tokens.iter().position(|t| is_word(t, "WITHIN")) else {
+        return Ok(sql.to_string());
+    };
+    let Some(on) = (start..tokens.len()).find(|&i| is_word(&tokens[i], "ON")) else {
+        return Err(EddyError::syntax(
+            "syntax error: JOIN ... WITHIN ... needs an ON condition after it",
+        ));
+    };
+    let clause: String = tokens[start + 1..on]
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+    let upper = clause.to_uppercase();
+    let (bounds, grace) = match upper.find("GRACE PERIOD") {
+        Some(i) => (
+            &clause[..i],
+            Some(parse_grace(&clause[i + "GRACE PERIOD".len()..])?),
+        ),
+        None => (&clause[..], None),
+    };
+    let bounds = bounds.trim();
+    let (before, after) =
+        if let Some(inner) = bounds.strip_prefix('(').and_then(|b| b.strip_suffix(')')) {
+            let (b, a) = inner.split_once(',').ok_or_else(|| {
+                EddyError::syntax("syntax error: WITHIN (before, after) needs two durations")
+            })?;
+            (parse_grace(b)?, parse_grace(a)?)
+        } else {
+            let d = parse_grace(bounds)?;
+            (d, d)
+        };
+    let grace = grace.unwrap_or(KSQL_DEFAULT_GRACE);
+    // The rest of the ON condition is everything up to the next clause keyword; wrapping it
+    // in parentheses keeps its precedence.
+    let end = (on + 1..tokens.len())
+        .find(|&i| {
+            [
+                "WHERE", "GROUP", "HAVING", "WINDOW", "EMIT", "JOIN", "LEFT", "RIGHT", "FULL",
+                "INNER", "ORDER", "LIMIT", "UNION",
+            ]
+            .iter()
+            .any(|k| is_word(&tokens[i], k))
+                || matches!(tokens[i], Token::SemiColon | Token::RParen)
+        })
+        .unwrap_or(tokens.len());
+    let cond: String = tokens[on + 1..end]
+        .iter()
+        .map(|t| t.to_string())
+        .collect::<String>()
+        .trim()
+        .to_string();
+    let head: String = tokens[..start].iter().map(|t| t.to_string()).collect();
+    let tail: String = tokens[end..].iter().map(|t| t.to_string()).collect();
+    Ok(format!(
+        "{head} ON {WITHIN_FUNCTION}({before}, {after}, {grace}) AND ({cond}) {tail}"
+    ))
+}
+
+#[cfg(test)]
+mod within_tests {
+    use super::*;
+
+    #[test]
+    fn within_becomes_a_join_predicate() {
+        let sql = extract_within("SELECT * FROM a JOIN b WITHIN (1 HOUR, 2 HOURS) GRACE PERIOD 1 MINUTE ON a.k = b.k WHERE a.x > 1").unwrap();
+        let squeezed: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert_eq!(
+            squeezed,
+            "SELECT * FROM a JOIN b ON eddy_within(3600000000, 7200000000, 60000000) AND (a.k = b.k) WHERE a.x > 1"
+        );
+    }
+}

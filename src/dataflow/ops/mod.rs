@@ -3,6 +3,7 @@
 pub mod aggregate;
 pub mod filter;
 pub mod float_sum;
+pub mod interval_join;
 pub mod join;
 pub mod project;
 pub mod session;
