@@ -181,6 +181,7 @@ async fn scenario(delay: i64, steps: Vec<(u8, Vec<(u8, i64, i64)>)>) -> Result<(
         "CREATE STREAM shadow_rj (g TEXT, v BIGINT, ts TIMESTAMP, wm TIMESTAMP)".into(),
         "CREATE STREAM ij_inner AS SELECT a.g, a.v AS av, b.v AS bv, a.ts AS at, b.ts AS bt FROM sj a JOIN rj b WITHIN (5 SECONDS, 10 SECONDS) GRACE PERIOD 2 SECONDS ON a.g = b.g".into(),
         "CREATE MATERIALIZED VIEW ij_left AS SELECT a.g, a.v AS av, b.v AS bv, a.ts AS at, b.ts AS bt FROM sj a LEFT JOIN rj b WITHIN (5 SECONDS, 10 SECONDS) GRACE PERIOD 2 SECONDS ON a.g = b.g".into(),
+        "CREATE STREAM ij_between AS SELECT a.g, a.v AS av, b.v AS bv, a.ts AS at, b.ts AS bt FROM sj a JOIN rj b ON a.g = b.g AND b.ts BETWEEN a.ts - INTERVAL '5' SECOND AND a.ts + INTERVAL '10' SECOND".into(),
         "CREATE MATERIALIZED VIEW sessions AS SELECT g, window_start, window_end, count(*) AS n, sum(v) AS total FROM SESSION(s, ts, INTERVAL '10' SECOND) GROUP BY g, window_start, window_end".into(),
     ] {
         exec(&db, &mut s, &sql).await;
@@ -309,6 +310,19 @@ async fn scenario(delay: i64, steps: Vec<(u8, Vec<(u8, i64, i64)>)>) -> Result<(
         let maintained = rows(&db, &mut s, "SELECT * FROM ij_left").await;
         let expected = rows(&db, &mut s, &format!("{inner} UNION ALL {padded}")).await;
         prop_assert_eq!(&maintained, &expected, "ij_left after {}", list);
+        // The same bound written as an interval condition in ON (grace 0).
+        let on_time0 = |x: &str| format!("({x}.wm IS NULL OR {x}.ts >= {x}.wm)");
+        let between = format!(
+            "SELECT a.g AS g, a.v AS av, b.v AS bv, a.ts AS at, b.ts AS bt FROM shadow_sj a JOIN shadow_rj b ON a.g = b.g AND b.ts >= a.ts - INTERVAL '5 seconds' AND b.ts <= a.ts + INTERVAL '10 seconds' WHERE {} AND {}",
+            on_time0("a"), on_time0("b")
+        );
+        let maintained = rows(&db, &mut s, "SELECT * FROM ij_between").await;
+        prop_assert_eq!(
+            &maintained,
+            &rows(&db, &mut s, &between).await,
+            "ij_between after {}",
+            list
+        );
         let late_expected = rows(&db, &mut s, &format!(
             "SELECT (SELECT count(*) FROM shadow_sj a WHERE NOT {}) + (SELECT count(*) FROM shadow_rj b WHERE NOT {})",
             on_time("a"), on_time("b")

@@ -486,30 +486,26 @@ impl<'a> Lowering<'a> {
         within: Option<(i64, i64, i64)>,
         residual: Option<Expr>,
     ) -> Result<Lowered> {
-        let Some((before, after, grace)) = within else {
-            return Err(EddyError::unsupported(
-                "a JOIN of two streams needs a time bound so its state can be freed: write JOIN ... WITHIN 1 HOUR ON ... (or WITHIN (before, after)), or join a stream with a table",
-            ));
-        };
-        if kind != crate::dataflow::ops::join::JoinKind::Inner && residual.is_some() {
-            return Err(EddyError::unsupported(
-                "an OUTER stream-stream JOIN whose ON has conditions other than equalities is not supported yet",
-            ));
-        }
         let mut times = Vec::new();
+        let mut names: Vec<String> = Vec::new();
         for side in [&j.left, &j.right] {
             let stream = single_scan(side).ok_or_else(|| {
                 EddyError::unsupported("a time-bounded JOIN must read each stream directly")
             })?;
-            let column = self
-                .event_time_of
-                .and_then(|f| f(&stream))
-                .ok_or_else(|| {
-                    EddyError::query(
+            let column = match self.event_time_of.and_then(|f| f(&stream)) {
+                Some(c) => c,
+                None if within.is_none() => {
+                    return Err(EddyError::unsupported(format!(
+                        "a JOIN of two streams needs a time bound so its state can be freed: give {stream} an event-time column (WATERMARK FOR / TIMESTAMP=) and write JOIN ... WITHIN 1 HOUR ON ..., or join a stream with a table"
+                    )))
+                }
+                None => {
+                    return Err(EddyError::query(
                         "42P16",
                         format!("stream {stream} has no event-time column for JOIN ... WITHIN; declare WITH (TIMESTAMP='column') or WATERMARK FOR"),
-                    )
-                })?;
+                    ))
+                }
+            };
             let idx = side
                 .schema()
                 .index_of_column_by_name(None, &column)
@@ -524,8 +520,32 @@ impl<'a> Lowering<'a> {
                 )) as Arc<dyn PhysicalExpr>,
             );
             self.watermark_sources.push(stream);
+            names.push(column);
         }
         let (lschema, rschema) = (j.left.schema(), j.right.schema());
+        // Time bounds: ksqlDB WITHIN, or interval conditions between the two time columns
+        // in ON (b.ts BETWEEN a.ts - INTERVAL '1' HOUR AND a.ts), as Flink and RisingWave write.
+        let (within, residual) = match within {
+            Some(w) => (Some(w), residual),
+            None => {
+                let (bounds, rest) = interval_bounds(
+                    residual.as_ref(),
+                    (&names[0], lschema),
+                    (&names[1], rschema),
+                )?;
+                (bounds.map(|(before, after)| (before, after, 0)), rest)
+            }
+        };
+        let Some((before, after, grace)) = within else {
+            return Err(EddyError::unsupported(
+                "a JOIN of two streams needs a time bound so its state can be freed: write JOIN ... WITHIN 1 HOUR ON ..., or bound the time columns in ON (b.ts BETWEEN a.ts - INTERVAL '1' HOUR AND a.ts), or join a stream with a table",
+            ));
+        };
+        if kind != crate::dataflow::ops::join::JoinKind::Inner && residual.is_some() {
+            return Err(EddyError::unsupported(
+                "an OUTER stream-stream JOIN whose ON has conditions other than equalities and the time bound is not supported yet",
+            ));
+        }
         let mut lkeys = Vec::new();
         let mut rkeys = Vec::new();
         for (l, r) in &j.on {
@@ -800,6 +820,120 @@ fn split_within(filter: Option<&Expr>) -> (Option<(i64, i64, i64)>, Option<Expr>
         }
     }
     (within, conjunction(rest))
+}
+
+/// `col ± interval` (or just `col`): the column and the offset in µs.
+fn column_offset(e: &Expr) -> Option<(&datafusion::common::Column, i64)> {
+    use datafusion::logical_expr::{BinaryExpr, Operator};
+    use datafusion::scalar::ScalarValue;
+    let micros = |e: &Expr| match e {
+        Expr::Literal(ScalarValue::IntervalMonthDayNano(Some(v)), _) if v.months == 0 => {
+            Some(v.days as i64 * 86_400_000_000 + v.nanoseconds / 1000)
+        }
+        Expr::Literal(ScalarValue::IntervalDayTime(Some(v)), _) => {
+            Some(v.days as i64 * 86_400_000_000 + v.milliseconds as i64 * 1000)
+        }
+        _ => None,
+    };
+    match e {
+        Expr::Column(c) => Some((c, 0)),
+        Expr::Cast(c) => column_offset(&c.expr),
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Plus,
+            right,
+        }) => {
+            let (c, o) = column_offset(left)?;
+            Some((c, o + micros(right)?))
+        }
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Minus,
+            right,
+        }) => {
+            let (c, o) = column_offset(left)?;
+            Some((c, o - micros(right)?))
+        }
+        _ => None,
+    }
+}
+
+/// Read bounds on (right.time − left.time) off interval conditions in a join's ON;
+/// returns (before, after) — right.time ∈ [left.time − before, left.time + after] — and
+/// the conditions left over.
+fn interval_bounds(
+    filter: Option<&Expr>,
+    left: (&str, &datafusion::common::DFSchemaRef),
+    right: (&str, &datafusion::common::DFSchemaRef),
+) -> Result<(Option<(i64, i64)>, Option<Expr>)> {
+    use datafusion::logical_expr::utils::{conjunction, split_conjunction};
+    use datafusion::logical_expr::{Between, BinaryExpr, Operator};
+    let Some(f) = filter else {
+        return Ok((None, None));
+    };
+    let is_time = |c: &datafusion::common::Column,
+                   (name, schema): (&str, &datafusion::common::DFSchemaRef)| {
+        c.name == name && schema.has_column(c)
+    };
+    // (right − left) as bounds from `a op b` with a = x + oa, b = y + ob.
+    let mut lower: Option<i64> = None;
+    let mut upper: Option<i64> = None;
+    let mut rest = Vec::new();
+    let mut bound = |a: &Expr, op: Operator, b: &Expr| -> bool {
+        let (Some((ca, oa)), Some((cb, ob))) = (column_offset(a), column_offset(b)) else {
+            return false;
+        };
+        // Normalise to (right - left) op' k.
+        let (op, k) = if is_time(ca, right) && is_time(cb, left) {
+            (op, ob - oa)
+        } else if is_time(ca, left) && is_time(cb, right) {
+            let flipped = match op {
+                Operator::Lt => Operator::Gt,
+                Operator::LtEq => Operator::GtEq,
+                Operator::Gt => Operator::Lt,
+                Operator::GtEq => Operator::LtEq,
+                other => other,
+            };
+            (flipped, oa - ob)
+        } else {
+            return false;
+        };
+        match op {
+            Operator::GtEq => lower = Some(lower.map_or(k, |l| l.max(k))),
+            Operator::Gt => lower = Some(lower.map_or(k + 1, |l| l.max(k + 1))),
+            Operator::LtEq => upper = Some(upper.map_or(k, |u| u.min(k))),
+            Operator::Lt => upper = Some(upper.map_or(k - 1, |u| u.min(k - 1))),
+            _ => return false,
+        }
+        true
+    };
+    for c in split_conjunction(f) {
+        let used = match c {
+            Expr::BinaryExpr(BinaryExpr {
+                left: a,
+                op,
+                right: b,
+            }) => bound(a, *op, b),
+            Expr::Between(Between {
+                expr,
+                negated: false,
+                low,
+                high,
+            }) => bound(expr, Operator::GtEq, low) && bound(expr, Operator::LtEq, high),
+            _ => false,
+        };
+        if !used {
+            rest.push(c.clone());
+        }
+    }
+    match (lower, upper) {
+        (Some(l), Some(u)) if l <= u => Ok((Some((-l, u)), conjunction(rest))),
+        (Some(_), Some(_)) => Err(EddyError::query("22023", "the JOIN's time bounds leave no interval: the lower bound is above the upper")),
+        (None, None) => Ok((None, conjunction(rest))),
+        _ => Err(EddyError::unsupported(
+            "a stream-stream JOIN needs both a lower and an upper bound between the two time columns",
+        )),
+    }
 }
 
 /// The one relation a join side reads, through projections, filters and aliases.
