@@ -181,6 +181,7 @@ async fn scenario(delay: i64, steps: Vec<(u8, Vec<(u8, i64, i64)>)>) -> Result<(
         "CREATE STREAM shadow_rj (g TEXT, v BIGINT, ts TIMESTAMP, wm TIMESTAMP)".into(),
         "CREATE STREAM ij_inner AS SELECT a.g, a.v AS av, b.v AS bv, a.ts AS at, b.ts AS bt FROM sj a JOIN rj b WITHIN (5 SECONDS, 10 SECONDS) GRACE PERIOD 2 SECONDS ON a.g = b.g".into(),
         "CREATE MATERIALIZED VIEW ij_left AS SELECT a.g, a.v AS av, b.v AS bv, a.ts AS at, b.ts AS bt FROM sj a LEFT JOIN rj b WITHIN (5 SECONDS, 10 SECONDS) GRACE PERIOD 2 SECONDS ON a.g = b.g".into(),
+        "CREATE MATERIALIZED VIEW ij_full AS SELECT a.g, a.v AS av, b.v AS bv, a.ts AS at, b.ts AS bt FROM sj a FULL JOIN rj b WITHIN (5 SECONDS, 10 SECONDS) GRACE PERIOD 2 SECONDS ON a.g = b.g".into(),
         "CREATE STREAM ij_between AS SELECT a.g, a.v AS av, b.v AS bv, a.ts AS at, b.ts AS bt FROM sj a JOIN rj b ON a.g = b.g AND b.ts BETWEEN a.ts - INTERVAL '5' SECOND AND a.ts + INTERVAL '10' SECOND".into(),
         "CREATE MATERIALIZED VIEW sessions AS SELECT g, window_start, window_end, count(*) AS n, sum(v) AS total FROM SESSION(s, ts, INTERVAL '10' SECOND) GROUP BY g, window_start, window_end".into(),
     ] {
@@ -310,6 +311,18 @@ async fn scenario(delay: i64, steps: Vec<(u8, Vec<(u8, i64, i64)>)>) -> Result<(
         let maintained = rows(&db, &mut s, "SELECT * FROM ij_left").await;
         let expected = rows(&db, &mut s, &format!("{inner} UNION ALL {padded}")).await;
         prop_assert_eq!(&maintained, &expected, "ij_left after {}", list);
+        let padded_right = format!(
+            "SELECT CAST(NULL AS TEXT) AS g, CAST(NULL AS BIGINT) AS av, b.v AS bv, CAST(NULL AS TIMESTAMP) AS at, b.ts AS bt FROM shadow_rj b WHERE {} AND b.ts + INTERVAL '5 seconds' < {} - INTERVAL '2 seconds' AND NOT EXISTS (SELECT 1 FROM shadow_sj a WHERE a.g = b.g AND b.ts >= a.ts - INTERVAL '5 seconds' AND b.ts <= a.ts + INTERVAL '10 seconds' AND {})",
+            on_time("b"), lit(w_now), on_time("a")
+        );
+        let maintained = rows(&db, &mut s, "SELECT * FROM ij_full").await;
+        let expected = rows(
+            &db,
+            &mut s,
+            &format!("{inner} UNION ALL {padded} UNION ALL {padded_right}"),
+        )
+        .await;
+        prop_assert_eq!(&maintained, &expected, "ij_full after {}", list);
         // The same bound written as an interval condition in ON (grace 0).
         let on_time0 = |x: &str| format!("({x}.wm IS NULL OR {x}.ts >= {x}.wm)");
         let between = format!(
