@@ -227,8 +227,16 @@ impl Database {
                     }
                     return Err(EddyError::DuplicateRelation(name.clone()));
                 }
-                check_view_options(options)?;
-                let flow = self.plan_view(&inner, name, *kind, query, window.as_ref(), *emit)?;
+                let view_options = check_view_options(options)?;
+                let flow = self.plan_view(
+                    &inner,
+                    name,
+                    *kind,
+                    query,
+                    window.as_ref(),
+                    *emit,
+                    view_options,
+                )?;
                 let storage = if *kind == ViewKind::Stream {
                     Storage::log(flow.schema.clone())
                 } else {
@@ -317,6 +325,7 @@ impl Database {
         query: &Query,
         ksql_window: Option<&KsqlWindow>,
         emit: Option<Emit>,
+        options: ViewOptions,
     ) -> Result<Dataflow> {
         check_set_operations(&query.body)?;
         let mut query = query.clone();
@@ -372,6 +381,7 @@ impl Database {
         };
         let flow = Lowering::new(&append_only)
             .with_event_times(&event_time)
+            .with_unbounded_joins(options.unbounded_state)
             .with_window(window.map(|w| (w, emit_final)))
             .lower(&plan, schema)?;
         if kind == ViewKind::Stream && !flow.append_only {
@@ -390,13 +400,23 @@ impl Database {
             query,
             emit,
             window,
+            options,
             ..
         } = stmt
         else {
             return Err(EddyError::internal("not a CREATE ... AS"));
         };
+        let view_options = check_view_options(options)?;
         let inner = self.lock();
-        self.plan_view(&inner, name, *kind, query, window.as_ref(), *emit)
+        self.plan_view(
+            &inner,
+            name,
+            *kind,
+            query,
+            window.as_ref(),
+            *emit,
+            view_options,
+        )
     }
 
     /// Rebuild a view from scratch: new operators, backfilled from its inputs' current
@@ -414,6 +434,7 @@ impl Database {
             query,
             emit,
             window,
+            options,
             ..
         } = &stmt
         else {
@@ -421,7 +442,16 @@ impl Database {
                 "a view's CREATE statement did not parse back",
             ));
         };
-        let flow = self.plan_view(inner, name, *kind, query, window.as_ref(), *emit)?;
+        let view_options = check_view_options(options)?;
+        let flow = self.plan_view(
+            inner,
+            name,
+            *kind,
+            query,
+            window.as_ref(),
+            *emit,
+            view_options,
+        )?;
         let storage = if *kind == ViewKind::Stream {
             Storage::log(flow.schema.clone())
         } else {
@@ -590,9 +620,30 @@ fn check_source_options(options: &[SqlOption], is_stream: bool) -> Result<Source
     Ok(out)
 }
 
-fn check_view_options(options: &[SqlOption]) -> Result<()> {
+/// Options of a continuous query.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct ViewOptions {
+    /// Opt in to state that grows without bound (a stream-stream join without WITHIN).
+    pub unbounded_state: bool,
+}
+
+fn check_view_options(options: &[SqlOption]) -> Result<ViewOptions> {
+    let mut out = ViewOptions::default();
     for o in options {
         let n = option_name(o);
+        if n == "unbounded_state" {
+            out.unbounded_state = match option_value(o).to_lowercase().as_str() {
+                "true" | "on" | "1" => true,
+                "false" | "off" | "0" => false,
+                other => {
+                    return Err(EddyError::query(
+                        "22023",
+                        format!("unbounded_state must be true or false, not {other}"),
+                    ))
+                }
+            };
+            continue;
+        }
         if KAFKA_OPTIONS.contains(&n.as_str()) {
             return Err(EddyError::unsupported(format!(
                 "WITH ({}) is not supported yet: results cannot be written to Kafka yet",
@@ -604,7 +655,7 @@ fn check_view_options(options: &[SqlOption]) -> Result<()> {
             format!("unknown option \"{n}\" in WITH (...)"),
         ));
     }
-    Ok(())
+    Ok(out)
 }
 
 fn tag_create(is_stream: bool) -> String {

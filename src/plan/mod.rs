@@ -35,6 +35,8 @@ pub struct Lowering<'a> {
     event_time_of: Option<&'a dyn Fn(&str) -> Option<String>>,
     /// Streams whose watermarks drive this dataflow (windows, time-bounded joins).
     watermark_sources: Vec<String>,
+    /// The user opted in to unbounded state (stream-stream join without a time bound).
+    unbounded_joins: bool,
 }
 
 struct Lowered {
@@ -67,7 +69,13 @@ impl<'a> Lowering<'a> {
             session_keys: None,
             event_time_of: None,
             watermark_sources: vec![],
+            unbounded_joins: false,
         }
+    }
+
+    pub fn with_unbounded_joins(mut self, allowed: bool) -> Self {
+        self.unbounded_joins = allowed;
+        self
     }
 
     pub fn with_event_times(mut self, f: &'a dyn Fn(&str) -> Option<String>) -> Self {
@@ -416,7 +424,9 @@ impl<'a> Lowering<'a> {
         }
         let left = self.lower_node(&j.left)?;
         let right = self.lower_node(&j.right)?;
-        if left.append_only && right.append_only {
+        let unbounded =
+            left.append_only && right.append_only && within.is_none() && self.unbounded_joins;
+        if left.append_only && right.append_only && !unbounded {
             return self.lower_interval_join(j, kind, left, right, within, residual);
         }
         if within.is_some() {
@@ -428,7 +438,7 @@ impl<'a> Lowering<'a> {
         let stream_side_outer = (matches!(kind, JoinKind::Left | JoinKind::Full)
             && right.append_only)
             || (matches!(kind, JoinKind::Right | JoinKind::Full) && left.append_only);
-        if stream_side_outer {
+        if stream_side_outer && !unbounded {
             return Err(EddyError::unsupported(
                 "an OUTER JOIN that pads rows of a table against a stream is not supported; use stream LEFT JOIN table",
             ));
@@ -461,19 +471,19 @@ impl<'a> Lowering<'a> {
             nullable(lschema.as_arrow()),
             nullable(rschema.as_arrow()),
             schema.clone(),
-            !left.append_only,
-            !right.append_only,
+            !left.append_only || unbounded,
+            !right.append_only || unbounded,
         )?;
         let mut input = self.push(Box::new(op), vec![left.input, right.input], schema.clone());
         if let Some(f) = &residual {
             let p = self.physical(f, &j.schema)?;
             input = self.push(Box::new(FilterOp::new(p)), vec![input], schema);
         }
-        // A stream joined with a table only ever inserts.
-        Ok(Lowered {
-            input,
-            append_only: left.append_only || right.append_only,
-        })
+        // A stream joined with a table only ever inserts; an unbounded outer join of two
+        // streams retracts padded rows when matches arrive.
+        let append_only =
+            (left.append_only || right.append_only) && !(unbounded && kind != JoinKind::Inner);
+        Ok(Lowered { input, append_only })
     }
 
     /// A JOIN of two streams, bounded in time by WITHIN (see ops/interval_join.rs).
@@ -538,7 +548,7 @@ impl<'a> Lowering<'a> {
         };
         let Some((before, after, grace)) = within else {
             return Err(EddyError::unsupported(
-                "a JOIN of two streams needs a time bound so its state can be freed: write JOIN ... WITHIN 1 HOUR ON ..., or bound the time columns in ON (b.ts BETWEEN a.ts - INTERVAL '1' HOUR AND a.ts), or join a stream with a table",
+                "a JOIN of two streams needs a time bound so its state can be freed: write JOIN ... WITHIN 1 HOUR ON ..., or bound the time columns in ON (b.ts BETWEEN a.ts - INTERVAL '1' HOUR AND a.ts), or join a stream with a table (or opt in to unbounded state with WITH (unbounded_state = true))",
             ));
         };
         if kind != crate::dataflow::ops::join::JoinKind::Inner && residual.is_some() {
