@@ -49,6 +49,8 @@ pub struct Relation {
     pub primary_key: Vec<usize>,
     /// Columns declared NOT NULL.
     pub not_null: Vec<usize>,
+    /// Columns left out of `SELECT *` (a stream's implicit `rowtime`).
+    pub hidden: Vec<usize>,
     /// The defining SELECT of a view.
     pub definition: Option<String>,
     /// The statement that created it, as logged.

@@ -60,6 +60,24 @@ impl Database {
                         not_null.push(i);
                     }
                 }
+                // A stream without a declared event time gets ksqlDB's ROWTIME: its
+                // insertion time, hidden from SELECT *.
+                let implicit_rowtime = *is_stream
+                    && watermark.is_none()
+                    && source_options.timestamp.is_none()
+                    && !fields.iter().any(|f| f.name() == ROWTIME);
+                let mut hidden = Vec::new();
+                if implicit_rowtime {
+                    hidden.push(fields.len());
+                    fields.push(Field::new(
+                        ROWTIME,
+                        DataType::Timestamp(
+                            datafusion::arrow::datatypes::TimeUnit::Microsecond,
+                            None,
+                        ),
+                        true,
+                    ));
+                }
                 let schema = Arc::new(Schema::new(fields));
                 for c in columns {
                     for o in &c.options {
@@ -146,6 +164,7 @@ impl Database {
                     }
                     (Some((c, delay)), None) => Some((c.clone(), *delay)),
                     (None, Some(c)) => Some((c.clone(), 0)),
+                    (None, None) if implicit_rowtime => Some((ROWTIME.to_string(), 0)),
                     (None, None) => None,
                 };
                 let event_time = match time_column {
@@ -196,6 +215,7 @@ impl Database {
                     schema,
                     primary_key: key,
                     not_null,
+                    hidden,
                     definition: None,
                     create_sql: sql.to_string(),
                     depends_on: vec![],
@@ -254,6 +274,7 @@ impl Database {
                     schema: flow.schema.clone(),
                     primary_key: vec![],
                     not_null: vec![],
+                    hidden: vec![],
                     definition: Some(query.to_string()),
                     create_sql: sql.to_string(),
                     depends_on: flow.sources.clone(),
@@ -329,6 +350,7 @@ impl Database {
     ) -> Result<Dataflow> {
         check_set_operations(&query.body)?;
         let mut query = query.clone();
+        inner.expand_hidden(&mut query);
         let window = inner.rewrite_windows(&mut query, ksql_window)?;
         let emit_final = emit == Some(Emit::Final);
         if emit_final && window.is_none() {
@@ -619,6 +641,9 @@ fn check_source_options(options: &[SqlOption], is_stream: bool) -> Result<Source
     }
     Ok(out)
 }
+
+/// The implicit event-time column of a stream that declares none (ksqlDB's ROWTIME).
+pub(crate) const ROWTIME: &str = "rowtime";
 
 /// Options of a continuous query.
 #[derive(Debug, Clone, Copy, Default)]

@@ -3,6 +3,8 @@
 //! and is applied as one epoch. Values are cast to the column types strictly: a value that
 //! does not fit fails the whole statement and nothing of it is applied.
 
+use std::sync::Arc;
+
 use datafusion::arrow::array::{new_null_array, Array, ArrayRef, RecordBatch};
 use datafusion::arrow::compute::{can_cast_types, cast_with_options, concat_batches, CastOptions};
 use datafusion::arrow::datatypes::SchemaRef;
@@ -20,6 +22,14 @@ use crate::sql::types::pg_type_name;
 use crate::view::Storage;
 
 impl Database {
+    /// Hidden columns of a relation (a stream's implicit rowtime).
+    fn hidden_columns(&self, name: &str) -> Vec<usize> {
+        self.lock()
+            .get(name)
+            .map(|r| r.hidden.clone())
+            .unwrap_or_default()
+    }
+
     fn writable(&self, name: &str, verb: &str) -> Result<(SchemaRef, RelationKind, Vec<usize>)> {
         let inner = self.lock();
         let rel = inner.require(name)?;
@@ -42,6 +52,22 @@ impl Database {
     pub async fn insert_batch(&self, name: &str, rows: RecordBatch) -> Result<usize> {
         let _w = self.writer.lock().await;
         let (schema, kind, not_null) = self.writable(name, "INSERT INTO")?;
+        let hidden = self.hidden_columns(name);
+        // Rows without the hidden rowtime get the insertion time.
+        let rows =
+            if rows.num_columns() + hidden.len() == schema.fields().len() && !hidden.is_empty() {
+                let mut cols = rows.columns().to_vec();
+                for &h in &hidden {
+                    cols.insert(h.min(cols.len()), insertion_time(rows.num_rows()));
+                }
+                let fields: Vec<_> = schema.fields().iter().cloned().collect();
+                RecordBatch::try_new(
+                    Arc::new(datafusion::arrow::datatypes::Schema::new(fields)),
+                    cols,
+                )?
+            } else {
+                rows
+            };
         if rows.num_columns() != schema.fields().len() {
             return Err(EddyError::query(
                 "42601",
@@ -88,8 +114,11 @@ impl Database {
             .as_ref()
             .ok_or_else(|| EddyError::unsupported("INSERT without VALUES or SELECT"))?;
         // Target columns, in the order the source provides them.
+        let hidden = self.hidden_columns(&name);
         let targets: Vec<usize> = if ins.columns.is_empty() {
-            (0..schema.fields().len()).collect()
+            (0..schema.fields().len())
+                .filter(|i| !hidden.contains(i))
+                .collect()
         } else {
             ins.columns
                 .iter()
@@ -138,6 +167,11 @@ impl Database {
         for (src, &target) in targets.iter().take(src_cols).enumerate() {
             let field = schema.field(target);
             columns[target] = cast_value(data.column(src), field.name(), field.data_type())?;
+        }
+        for &h in &hidden {
+            if !targets.contains(&h) {
+                columns[h] = insertion_time(n);
+            }
         }
         let rows = RecordBatch::try_new(schema.clone(), columns)?;
         check_not_null(&rows, &not_null, &name)?;
@@ -273,6 +307,17 @@ impl Database {
         self.apply_epoch(&mut inner, &name, ChangeBatch::retractions(old), true)?;
         Ok(Output::command(format!("DELETE {n}")))
     }
+}
+
+/// The insertion time (now, µs) of `n` rows of one statement: a stream's implicit rowtime.
+fn insertion_time(n: usize) -> ArrayRef {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0);
+    std::sync::Arc::new(datafusion::arrow::array::TimestampMicrosecondArray::from(
+        vec![now; n],
+    ))
 }
 
 fn parse_query(sql: &str) -> Result<Box<datafusion::sql::sqlparser::ast::Query>> {

@@ -109,6 +109,22 @@ impl Inner {
         crate::sql::windows::rewrite_windows(query, ksql, &cat)
     }
 
+    /// Expand `SELECT *` over relations with hidden columns to their visible columns.
+    pub fn expand_hidden(&self, query: &mut datafusion::sql::sqlparser::ast::Query) {
+        let columns = |rel: &str| {
+            let r = self.get(rel)?;
+            let all: Vec<String> = r.schema.fields().iter().map(|f| f.name().clone()).collect();
+            let visible = all
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !r.hidden.contains(i))
+                .map(|(_, n)| n.clone())
+                .collect();
+            Some((all, visible))
+        };
+        crate::sql::hidden::expand_wildcards(query, &columns);
+    }
+
     pub fn require(&self, name: &str) -> Result<&Relation> {
         self.get(name)
             .ok_or_else(|| EddyError::UnknownRelation(name.to_string()))

@@ -227,7 +227,11 @@ impl Database {
         let rewritten;
         let q = {
             let mut copy = q.clone();
-            self.lock().rewrite_windows(&mut copy, None)?;
+            {
+                let inner = self.lock();
+                inner.expand_hidden(&mut copy);
+                inner.rewrite_windows(&mut copy, None)?;
+            }
             rewritten = copy;
             &rewritten
         };

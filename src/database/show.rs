@@ -226,36 +226,37 @@ impl Database {
     pub(super) fn describe_relation(&self, name: &str) -> Result<Output> {
         let inner = self.lock();
         let rel = inner.require(name)?;
-        let fields = rel.schema.fields();
+        // Hidden columns (a stream's implicit rowtime) are not part of the relation's shape.
+        let shown: Vec<usize> = (0..rel.schema.fields().len())
+            .filter(|i| !rel.hidden.contains(i))
+            .collect();
+        let field = |i: usize| rel.schema.field(i);
         rows(vec![
             (
                 "column_name",
-                Col::Text(fields.iter().map(|f| Some(f.name().clone())).collect()),
+                Col::Text(
+                    shown
+                        .iter()
+                        .map(|&i| Some(field(i).name().clone()))
+                        .collect(),
+                ),
             ),
             (
                 "data_type",
                 Col::Text(
-                    fields
+                    shown
                         .iter()
-                        .map(|f| Some(pg_type_name(f.data_type())))
+                        .map(|&i| Some(pg_type_name(field(i).data_type())))
                         .collect(),
                 ),
             ),
             (
                 "nullable",
-                Col::Bool(
-                    (0..fields.len())
-                        .map(|i| !rel.not_null.contains(&i))
-                        .collect(),
-                ),
+                Col::Bool(shown.iter().map(|i| !rel.not_null.contains(i)).collect()),
             ),
             (
                 "primary_key",
-                Col::Bool(
-                    (0..fields.len())
-                        .map(|i| rel.primary_key.contains(&i))
-                        .collect(),
-                ),
+                Col::Bool(shown.iter().map(|i| rel.primary_key.contains(i)).collect()),
             ),
         ])
     }

@@ -3,6 +3,7 @@
 //! parsed with sqlparser's `Parser` API; every query body goes to sqlparser's SELECT parser,
 //! so the SELECT dialect is exactly what DataFusion plans.
 
+pub mod hidden;
 pub mod naming;
 pub mod parser;
 pub mod split;
