@@ -63,6 +63,9 @@ pub struct Relation {
     pub event_time: Option<EventTime>,
     /// Rows refused at the door (e.g. a NULL event time), since start.
     pub rejected_rows: u64,
+    /// A derived stream that passes its source's event-time column through follows that
+    /// stream's watermark (so windows over a filtered stream close).
+    pub watermark_from: Option<String>,
 }
 
 /// Event time of a stream: which column, how out of order rows may arrive, and how long

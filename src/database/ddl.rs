@@ -223,6 +223,7 @@ impl Database {
                     dataflow: None,
                     event_time,
                     rejected_rows: 0,
+                    watermark_from: None,
                 });
                 Ok(tag_create(*is_stream))
             }
@@ -282,7 +283,9 @@ impl Database {
                     dataflow: Some(flow),
                     event_time: None,
                     rejected_rows: 0,
+                    watermark_from: None,
                 };
+                inherit_event_time(&inner, &mut rel);
                 backfill(&mut inner, &mut rel)?;
                 if log {
                     self.store.append(&[LogEntry::Ddl(sql.to_string())])?;
@@ -517,6 +520,37 @@ fn check_set_operations(body: &datafusion::sql::sqlparser::ast::SetExpr) -> Resu
     }
 }
 
+/// An append-only view over one stream that passes the stream's event-time column through
+/// keeps it as its own event time and follows the stream's watermark, so windows and
+/// time-bounded joins over it work (e.g. a filtered stream).
+fn inherit_event_time(inner: &Inner, rel: &mut Relation) {
+    let Some(flow) = rel.dataflow.as_ref() else {
+        return;
+    };
+    if !flow.append_only || flow.sources.len() != 1 {
+        return;
+    }
+    let source = &flow.sources[0];
+    let Some(src) = inner.get(source) else { return };
+    let Some(et) = src.event_time.as_ref() else {
+        return;
+    };
+    let column = src.schema.field(et.column);
+    let Ok(idx) = rel.schema.index_of(column.name()) else {
+        return;
+    };
+    if rel.schema.field(idx).data_type() != column.data_type() {
+        return;
+    }
+    rel.event_time = Some(EventTime {
+        column: idx,
+        delay: et.delay,
+        retention: None,
+        max_seen: None,
+    });
+    rel.watermark_from = Some(source.clone());
+}
+
 /// Feed a new view the current contents of its inputs.
 fn backfill(inner: &mut Inner, rel: &mut Relation) -> Result<()> {
     let flow = rel.dataflow.as_mut().expect("a view has a dataflow");
@@ -529,12 +563,7 @@ fn backfill(inner: &mut Inner, rel: &mut Relation) -> Result<()> {
         let data = concat_batches(&source.schema, batches.iter())?;
         deltas.insert(slot, ChangeBatch::inserts(data));
     }
-    let watermark = min_watermark(&flow.watermark_sources, |s| {
-        inner
-            .get(s)
-            .and_then(|r| r.event_time.as_ref())
-            .and_then(|e| e.watermark())
-    });
+    let watermark = min_watermark(&flow.watermark_sources, |s| inner.watermark_of(s));
     if let Some(out) = flow.step(&deltas, watermark)? {
         rel.storage.apply(&out)?;
     }

@@ -125,6 +125,18 @@ impl Inner {
         crate::sql::hidden::expand_wildcards(query, &columns);
     }
 
+    /// A relation's watermark: its own event time's, or (for a derived stream) its source's.
+    pub fn watermark_of(&self, name: &str) -> Option<i64> {
+        let mut rel = self.get(name)?;
+        for _ in 0..64 {
+            match &rel.watermark_from {
+                Some(src) => rel = self.get(src)?,
+                None => return rel.event_time.as_ref().and_then(|e| e.watermark()),
+            }
+        }
+        None
+    }
+
     pub fn require(&self, name: &str) -> Result<&Relation> {
         self.get(name)
             .ok_or_else(|| EddyError::UnknownRelation(name.to_string()))
@@ -391,12 +403,7 @@ impl Database {
         let watermarks: HashMap<String, i64> = inner
             .relations
             .iter()
-            .filter_map(|r| {
-                r.event_time
-                    .as_ref()
-                    .and_then(|e| e.watermark())
-                    .map(|w| (r.name.clone(), w))
-            })
+            .filter_map(|r| inner.watermark_of(&r.name).map(|w| (r.name.clone(), w)))
             .collect();
         for rel in inner.relations.iter_mut() {
             let Some(flow) = rel.dataflow.as_mut() else {

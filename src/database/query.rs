@@ -140,9 +140,8 @@ fn system_relations(inner: &super::Inner) -> Result<RecordBatch> {
         Field::new("rejected_rows", DataType::Int64, false),
     ]));
     let watermark = |r: &crate::catalog::Relation| {
-        r.event_time
-            .as_ref()
-            .and_then(|e| e.watermark())
+        inner
+            .watermark_of(&r.name)
             .or_else(|| r.dataflow.as_ref().and_then(|f| f.watermark))
     };
     let columns: Vec<ArrayRef> = vec![
