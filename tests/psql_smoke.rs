@@ -52,6 +52,53 @@ fn psql_runs_the_walkthrough() {
     assert!(stdout.contains("apac|1"), "{stdout}");
 }
 
+#[test]
+fn psql_lists_relations() {
+    let psql = which_psql().expect("psql is required: the test command installs postgresql-client");
+    let server = common::Server::start();
+    let port = server.port.to_string();
+    let run = |args: &[&str]| {
+        let out = Command::new(&psql)
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "eddy",
+                "-d",
+                "eddy",
+                "-X",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+            ])
+            .args(args)
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    run(&[
+        "-c",
+        "CREATE STREAM s (a INT); CREATE TABLE t (id INT PRIMARY KEY); CREATE MATERIALIZED VIEW m AS SELECT count(*) FROM s",
+    ]);
+    assert_eq!(
+        run(&["-c", "\\d"]),
+        "public|m|materialized view|eddy\npublic|s|table|eddy\npublic|t|table|eddy\n"
+    );
+    assert_eq!(run(&["-c", "\\dm"]), "public|m|materialized view|eddy\n");
+    assert_eq!(
+        run(&["-c", "\\dt"]),
+        "public|s|table|eddy\npublic|t|table|eddy\n"
+    );
+}
+
 fn which_psql() -> Option<String> {
     let out = Command::new("sh")
         .args(["-c", "command -v psql"])

@@ -3,6 +3,8 @@
 //! graph (a view can only read relations that exist), which is the order deltas are
 //! propagated in.
 
+pub mod pg_catalog;
+
 use datafusion::arrow::datatypes::SchemaRef;
 
 use crate::dataflow::Dataflow;

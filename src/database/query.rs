@@ -42,6 +42,26 @@ pub(super) fn with_postgres_functions(state: SessionState) -> Result<SessionStat
     ctx.register_udf(constant("version", VERSION_STRING));
     ctx.register_udf(constant("current_schema", "public"));
     ctx.register_udf(constant("current_database", "eddy"));
+    // psql's relation listings: every relation belongs to the one user and is visible.
+    for (name, value) in [
+        ("pg_get_userbyid", ScalarValue::Utf8(Some("eddy".into()))),
+        ("pg_table_is_visible", ScalarValue::Boolean(Some(true))),
+    ] {
+        let ty = value.data_type();
+        ctx.register_udf(create_udf(
+            name,
+            vec![DataType::Int64],
+            ty,
+            Volatility::Stable,
+            Arc::new(move |args: &[ColumnarValue]| {
+                let n = match &args[0] {
+                    ColumnarValue::Array(a) => a.len(),
+                    ColumnarValue::Scalar(_) => return Ok(ColumnarValue::Scalar(value.clone())),
+                };
+                Ok(ColumnarValue::Array(value.to_array_of_size(n)?))
+            }),
+        ));
+    }
     ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(
         SessionBound::new(),
     ));
@@ -99,6 +119,26 @@ impl datafusion::logical_expr::ScalarUDFImpl for SessionBound {
             "SESSION windows in an ad-hoc query; they are maintained by continuous queries (CREATE ... AS SELECT ... FROM SESSION(...))"
         )
     }
+}
+
+/// `pg_catalog.f(...)` is `f(...)`: clients qualify catalog functions, DataFusion resolves
+/// functions by bare name.
+fn strip_pg_catalog_functions(q: &mut Query) {
+    use datafusion::sql::sqlparser::ast::{visit_expressions_mut, Expr, ObjectName};
+    let _ = visit_expressions_mut(q, |e| {
+        if let Expr::Function(f) = e {
+            if f.name.0.len() == 2
+                && f.name.0[0]
+                    .as_ident()
+                    .map(|i| i.value.eq_ignore_ascii_case("pg_catalog"))
+                    .unwrap_or(false)
+            {
+                let last = f.name.0[1].clone();
+                f.name = ObjectName(vec![last]);
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
 }
 
 /// A session context over `state` whose only catalog is `eddy.public` = `schema`. Every
@@ -193,8 +233,17 @@ impl Database {
         empty: bool,
     ) -> Result<SessionContext> {
         let schema = Arc::new(MemorySchemaProvider::new());
+        let pg_catalog = Arc::new(MemorySchemaProvider::new());
         {
             let mut inner = self.lock();
+            for t in crate::catalog::pg_catalog::TABLES {
+                if names.contains(*t) {
+                    if let Some(batch) = crate::catalog::pg_catalog::table(t, &inner.relations)? {
+                        let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
+                        pg_catalog.register_table(t.to_string(), Arc::new(table))?;
+                    }
+                }
+            }
             if names.contains(SYSTEM_RELATIONS) {
                 let batch = system_relations(&inner)?;
                 let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
@@ -213,7 +262,11 @@ impl Database {
                 schema.register_table(name.clone(), Arc::new(table))?;
             }
         }
-        Ok(context_with_schema(state, schema))
+        let ctx = context_with_schema(state, schema);
+        if let Some(catalog) = ctx.catalog("eddy") {
+            catalog.register_schema("pg_catalog", pg_catalog)?;
+        }
+        Ok(ctx)
     }
 
     /// Plan a query against the catalog. `for_view` selects the analyzer-only state.
@@ -226,6 +279,7 @@ impl Database {
         let rewritten;
         let q = {
             let mut copy = q.clone();
+            strip_pg_catalog_functions(&mut copy);
             {
                 let inner = self.lock();
                 inner.expand_hidden(&mut copy);
