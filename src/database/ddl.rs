@@ -327,6 +327,14 @@ impl Database {
                     self.store.append(&[LogEntry::Ddl(sql.to_string())])?;
                 }
                 inner.relations.retain(|r| !to_drop.contains(&r.name));
+                for name in &to_drop {
+                    if let Some(subs) = inner.subscribers.remove(name) {
+                        crate::view::subscription::close(
+                            subs,
+                            &format!("relation \"{name}\" was dropped"),
+                        );
+                    }
+                }
                 Ok(match kind {
                     DropKind::Stream => "DROP STREAM",
                     DropKind::Table => "DROP TABLE",

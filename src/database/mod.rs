@@ -50,6 +50,14 @@ pub enum Output {
     Command(String),
     /// BEGIN / COMMIT / ROLLBACK: the tag and whether a transaction is now open.
     Transaction { tag: String, open: bool },
+    /// A push query: optional snapshot rows, then every committed change.
+    Subscription {
+        /// The relation's columns (the wire adds the change time and diff).
+        schema: SchemaRef,
+        snapshot: Vec<RecordBatch>,
+        subscription: crate::view::subscription::Subscription,
+        limit: Option<usize>,
+    },
 }
 
 impl Output {
@@ -71,6 +79,8 @@ pub(crate) struct Inner {
     /// In creation order, which is a topological order of dependencies.
     pub relations: Vec<Relation>,
     pub next_id: u64,
+    /// Push-query subscribers, by relation.
+    pub subscribers: HashMap<String, Vec<crate::view::subscription::Subscriber>>,
 }
 
 impl Inner {
@@ -185,6 +195,7 @@ impl Database {
             inner: Mutex::new(Inner {
                 relations: vec![],
                 next_id: 1,
+                subscribers: HashMap::new(),
             }),
             writer: tokio::sync::Mutex::new(()),
             store,
@@ -293,6 +304,11 @@ impl Database {
                 Ok(r)
             }
             EddyStatement::Show(what) => self.show(session, &what),
+            EddyStatement::Subscribe {
+                name,
+                snapshot,
+                limit,
+            } => self.subscribe(&name, snapshot, limit),
             EddyStatement::Describe(name) => self.describe_relation(&name),
             EddyStatement::ExplainRelation(name) => self.explain_relation(&name),
             EddyStatement::ExplainCreate(create) => self.explain_create(&create),
@@ -331,6 +347,47 @@ impl Database {
             }
             EddyStatement::NoOp(tag) => Ok(Output::command(tag)),
         }
+    }
+
+    /// Start a push query on a relation. Without an explicit SNAPSHOT, streams start from
+    /// now (as ksqlDB's push queries) and tables and views with their current rows.
+    fn subscribe(
+        &self,
+        name: &str,
+        snapshot: Option<bool>,
+        limit: Option<usize>,
+    ) -> Result<Output> {
+        let mut inner = self.lock();
+        let rel = inner
+            .get_mut(name)
+            .ok_or_else(|| EddyError::UnknownRelation(name.to_string()))?;
+        let with_snapshot = snapshot.unwrap_or(!rel.kind.is_append_only());
+        let snapshot = if with_snapshot {
+            rel.storage.snapshot()?
+        } else {
+            vec![]
+        };
+        // Hidden columns (a stream's rowtime) stay hidden here too.
+        let visible: Vec<usize> = (0..rel.schema.fields().len())
+            .filter(|i| !rel.hidden.contains(i))
+            .collect();
+        let schema = Arc::new(rel.schema.project(&visible)?);
+        let snapshot = snapshot
+            .into_iter()
+            .map(|b| b.project(&visible).map_err(EddyError::from))
+            .collect::<Result<Vec<_>>>()?;
+        let (subscriber, subscription) = crate::view::subscription::channel();
+        inner
+            .subscribers
+            .entry(name.to_string())
+            .or_default()
+            .push(subscriber);
+        Ok(Output::Subscription {
+            schema,
+            snapshot,
+            subscription,
+            limit,
+        })
     }
 
     fn note_write(&self, session: &mut Session) {
@@ -378,7 +435,20 @@ impl Database {
             }
         });
         match result {
-            Ok(_) => {
+            Ok(touched) => {
+                // The epoch is committed: offer its deltas to push-query subscribers.
+                if !inner.subscribers.is_empty() {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_micros() as i64)
+                        .unwrap_or(0);
+                    for (rel, delta) in &touched {
+                        if let Some(subs) = inner.subscribers.get_mut(rel) {
+                            crate::view::subscription::publish(subs, now, delta);
+                        }
+                    }
+                    inner.subscribers.retain(|_, s| !s.is_empty());
+                }
                 trim_to_retention(inner, name)?;
                 Ok(())
             }
@@ -396,10 +466,14 @@ impl Database {
 
     /// Push a base relation's delta through every dependent view. Returns the relations
     /// changed.
-    fn propagate(inner: &mut Inner, name: &str, delta: &ChangeBatch) -> Result<Vec<String>> {
+    fn propagate(
+        inner: &mut Inner,
+        name: &str,
+        delta: &ChangeBatch,
+    ) -> Result<Vec<(String, ChangeBatch)>> {
         let mut pending: HashMap<String, ChangeBatch> = HashMap::new();
         pending.insert(name.to_string(), delta.clone());
-        let mut touched = vec![name.to_string()];
+        let mut touched = vec![(name.to_string(), delta.clone())];
         let watermarks: HashMap<String, i64> = inner
             .relations
             .iter()
@@ -428,7 +502,7 @@ impl Database {
             if let Some(out) = out {
                 if !out.is_empty() {
                     rel.storage.apply(&out).map_err(|e| in_view(e, rel))?;
-                    touched.push(rel.name.clone());
+                    touched.push((rel.name.clone(), out.clone()));
                     pending.insert(rel.name.clone(), out);
                 }
             }

@@ -142,17 +142,230 @@ fn rows_response(
     Ok(Response::Query(QueryResponse::new(fields, rows)))
 }
 
+/// Rows of a push query as they happen: `eddy_time` (when the change committed),
+/// `eddy_diff` (+n inserted, −n retracted), then the relation's columns. Ends at the LIMIT,
+/// when the client goes away, or with an error if the relation is dropped or the client
+/// falls too far behind.
+fn subscription_response(
+    schema: SchemaRef,
+    snapshot: Vec<RecordBatch>,
+    subscription: crate::view::subscription::Subscription,
+    limit: Option<usize>,
+    format: &Format,
+) -> PgWireResult<Response> {
+    use crate::view::subscription::Event;
+    use datafusion::arrow::array::{ArrayRef, Int64Array, TimestampMicrosecondArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    let mut fields_out = vec![
+        Field::new(
+            "eddy_time",
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            false,
+        ),
+        Field::new("eddy_diff", DataType::Int64, false),
+    ];
+    fields_out.extend(schema.fields().iter().map(|f| f.as_ref().clone()));
+    let out_schema: SchemaRef = Arc::new(Schema::new(fields_out));
+    let fields = Arc::new(fields(&out_schema, format)?);
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as i64)
+            .unwrap_or(0)
+    };
+    let annotate = move |schema: &SchemaRef,
+                         time: i64,
+                         data: &RecordBatch,
+                         weights: Vec<i64>|
+          -> PgWireResult<RecordBatch> {
+        let n = data.num_rows();
+        let mut cols: Vec<ArrayRef> = vec![
+            Arc::new(TimestampMicrosecondArray::from(vec![time; n])),
+            Arc::new(Int64Array::from(weights)),
+        ];
+        cols.extend(data.columns().iter().cloned());
+        RecordBatch::try_new(schema.clone(), cols).map_err(|e| PgWireError::ApiError(Box::new(e)))
+    };
+    struct State {
+        snapshot: std::vec::IntoIter<RecordBatch>,
+        sub: crate::view::subscription::Subscription,
+        remaining: Option<usize>,
+        done: bool,
+    }
+    let start = State {
+        snapshot: snapshot.into_iter(),
+        sub: subscription,
+        remaining: limit,
+        done: false,
+    };
+    let rows_fields = fields.clone();
+    let batches = futures::stream::unfold((start, out_schema), move |(mut st, out_schema)| {
+        let annotate = annotate.clone();
+        async move {
+            if st.done || st.remaining == Some(0) {
+                return None;
+            }
+            let next: PgWireResult<RecordBatch> = if let Some(b) = st.snapshot.next() {
+                let n = b.num_rows();
+                annotate(&out_schema, now(), &b, vec![1; n])
+            } else {
+                match st.sub.rx.recv().await {
+                    Some(Event::Changes(time, delta)) => {
+                        let cols: Vec<ArrayRef> = delta
+                            .data
+                            .columns()
+                            .iter()
+                            .take(out_schema.fields().len() - 2)
+                            .cloned()
+                            .collect();
+                        let data = RecordBatch::try_new(
+                            Arc::new(Schema::new(out_schema.fields()[2..].to_vec())),
+                            cols,
+                        );
+                        match data {
+                            Ok(d) => {
+                                annotate(&out_schema, time, &d, delta.weights.values().to_vec())
+                            }
+                            Err(e) => Err(PgWireError::ApiError(Box::new(e))),
+                        }
+                    }
+                    Some(Event::Closed(reason)) => {
+                        st.done = true;
+                        Err(to_pgwire(EddyError::query(
+                            "57014",
+                            format!("subscription ended: {reason}"),
+                        )))
+                    }
+                    None => {
+                        st.done = true;
+                        if st.sub.lagged() {
+                            Err(to_pgwire(EddyError::query(
+                                "53000",
+                                "subscription ended: the client fell more than 1024 changes behind",
+                            )))
+                        } else {
+                            return None;
+                        }
+                    }
+                }
+            };
+            let next = next.map(|b| match st.remaining.as_mut() {
+                Some(r) if b.num_rows() > *r => {
+                    let b = b.slice(0, *r);
+                    *r = 0;
+                    b
+                }
+                Some(r) => {
+                    *r -= b.num_rows();
+                    b
+                }
+                None => b,
+            });
+            if next.is_err() {
+                st.done = true;
+            }
+            Some((next, (st, out_schema)))
+        }
+    });
+    let rows = batches.flat_map(move |b| {
+        let items: Vec<PgWireResult<pgwire::messages::data::DataRow>> = match b {
+            Ok(b) => arrow_pg::datatypes::encode_recordbatch(rows_fields.clone(), b).collect(),
+            Err(e) => vec![Err(e)],
+        };
+        stream::iter(items)
+    });
+    Ok(Response::Query(QueryResponse::new(fields, rows)))
+}
+
 fn to_response(out: Output, format: &Format) -> PgWireResult<Response> {
     match out {
         Output::Rows { schema, batches } => rows_response(&schema, batches, format),
         Output::Command(tag) => Ok(Response::Execution(Tag::new(&tag))),
         Output::Transaction { tag, open: true } => Ok(Response::TransactionStart(Tag::new(&tag))),
         Output::Transaction { tag, open: false } => Ok(Response::TransactionEnd(Tag::new(&tag))),
+        Output::Subscription {
+            schema,
+            snapshot,
+            subscription,
+            limit,
+        } => subscription_response(schema, snapshot, subscription, limit, format),
     }
+}
+
+/// `SUBSCRIBE ...` or `SELECT ... EMIT CHANGES`, alone in its query string.
+fn is_push_query(sql: &str) -> bool {
+    let upper = sql.trim().trim_end_matches(';').to_uppercase();
+    !upper.contains(';')
+        && (upper.starts_with("SUBSCRIBE")
+            || (upper.starts_with("SELECT") && upper.contains("EMIT CHANGES")))
 }
 
 #[async_trait]
 impl SimpleQueryHandler for Connection {
+    /// Push queries stream: each row is flushed as its change commits (the default path
+    /// buffers a response until it completes). Everything else takes the default path.
+    async fn on_query<C>(
+        &self,
+        client: &mut C,
+        query: pgwire::messages::simplequery::Query,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        use futures::SinkExt;
+        use pgwire::api::PgWireConnectionState;
+        use pgwire::messages::data::RowDescription;
+        use pgwire::messages::response::CommandComplete;
+        if !is_push_query(&query.query) {
+            return self._on_query(client, query).await;
+        }
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        let out = {
+            let mut session = self.session.lock().await;
+            self.db.execute(&mut session, query.query.trim(), &[]).await
+        };
+        let result: PgWireResult<()> = async {
+            match out {
+                Ok(out) => match to_response(out, &Format::UnifiedText)? {
+                    Response::Query(mut qr) => {
+                        let desc =
+                            RowDescription::new(qr.row_schema.iter().map(Into::into).collect());
+                        client
+                            .send(PgWireBackendMessage::RowDescription(desc))
+                            .await?;
+                        let mut n = 0;
+                        while let Some(row) = qr.data_rows().next().await {
+                            client.send(PgWireBackendMessage::DataRow(row?)).await?;
+                            n += 1;
+                        }
+                        let tag: CommandComplete = Tag::new("SELECT").with_rows(n).into();
+                        client
+                            .send(PgWireBackendMessage::CommandComplete(tag))
+                            .await?;
+                        Ok(())
+                    }
+                    _ => Err(to_pgwire(EddyError::internal("push query without rows"))),
+                },
+                Err(e) => Err(to_pgwire(e)),
+            }
+        }
+        .await;
+        if let Err(e) = result {
+            let info = match e {
+                PgWireError::UserError(info) => *info,
+                other => ErrorInfo::new("ERROR".into(), "XX000".into(), other.to_string()),
+            };
+            client
+                .send(PgWireBackendMessage::ErrorResponse(info.into()))
+                .await?;
+        }
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        pgwire::api::query::send_ready_for_query(client, client.transaction_status()).await
+    }
+
     async fn do_query<C>(&self, _client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,

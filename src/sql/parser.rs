@@ -98,6 +98,13 @@ pub enum EddyStatement {
     Update(Box<Statement>),
     Delete(Box<Statement>),
     Show(ShowWhat),
+    /// `SUBSCRIBE [TO] name [WITH (SNAPSHOT = true|false)]`, or ksqlDB's
+    /// `SELECT * FROM name EMIT CHANGES [LIMIT n]`.
+    Subscribe {
+        name: String,
+        snapshot: Option<bool>,
+        limit: Option<usize>,
+    },
     Describe(String),
     /// `EXPLAIN name`: the dataflow of a view.
     ExplainRelation(String),
@@ -159,6 +166,8 @@ fn words(sql: &str) -> Result<Vec<String>> {
 fn parse_inner(sql: &str) -> Result<EddyStatement> {
     let head = words(sql)?;
     let w = |i: usize| head.get(i).map(String::as_str).unwrap_or("");
+    let (sql_no_limit, push_limit) = strip_push_limit(sql);
+    let sql = sql_no_limit.as_str();
     let (body, emit) = strip_emit(sql)?;
     let (body, window) = crate::sql::windows::extract_ksql_window(&body)?;
     let body = crate::sql::windows::extract_within(&body)?;
@@ -175,6 +184,7 @@ fn parse_inner(sql: &str) -> Result<EddyStatement> {
         ("DROP", "TABLE", _) => parse_drop(sql, DropKind::Table),
         ("DROP", "VIEW", _) => parse_drop(sql, DropKind::View),
         ("DROP", "MATERIALIZED", "VIEW") => parse_drop(sql, DropKind::MaterializedView),
+        ("SUBSCRIBE", _, _) => parse_subscribe(sql),
         ("SHOW", "STREAMS", _) => Ok(EddyStatement::Show(ShowWhat::Streams)),
         ("SHOW", "TABLES", _) => Ok(EddyStatement::Show(ShowWhat::Tables)),
         ("SHOW", "MATERIALIZED", "VIEWS") | ("SHOW", "VIEWS", _) => {
@@ -205,8 +215,108 @@ fn parse_inner(sql: &str) -> Result<EddyStatement> {
         ("DISCARD", _, _) => Ok(EddyStatement::NoOp("DISCARD ALL")),
         ("DEALLOCATE", _, _) => Ok(EddyStatement::NoOp("DEALLOCATE")),
         ("RESET", _, _) => Ok(EddyStatement::NoOp("RESET")),
-        _ => parse_with_sqlparser(&body, emit, window),
+        _ => match parse_with_sqlparser(&body, emit, window)? {
+            EddyStatement::Subscribe { name, snapshot, .. } => Ok(EddyStatement::Subscribe {
+                name,
+                snapshot,
+                limit: push_limit,
+            }),
+            other if push_limit.is_some() => {
+                let _ = other;
+                Err(EddyError::syntax(
+                    "syntax error: LIMIT after EMIT CHANGES applies to push queries only",
+                ))
+            }
+            other => Ok(other),
+        },
     }
+}
+
+/// `... EMIT CHANGES LIMIT n` (ksqlDB push query): cut the LIMIT, which belongs to the push.
+fn strip_push_limit(sql: &str) -> (String, Option<usize>) {
+    let trimmed = sql.trim_end().trim_end_matches(';').trim_end();
+    let mut words = trimmed.rsplitn(3, char::is_whitespace);
+    let (Some(n), Some(limit), Some(rest)) = (words.next(), words.next(), words.next()) else {
+        return (sql.to_string(), None);
+    };
+    let upper = rest.trim_end().to_uppercase();
+    match n.parse::<usize>() {
+        Ok(n) if limit.eq_ignore_ascii_case("LIMIT") && upper.ends_with("EMIT CHANGES") => {
+            (rest.to_string(), Some(n))
+        }
+        _ => (sql.to_string(), None),
+    }
+}
+
+/// A push query must read one relation whole: `SELECT * FROM name EMIT CHANGES`.
+fn push_query(q: &Query) -> Result<EddyStatement> {
+    use datafusion::sql::sqlparser::ast::{GroupByExpr, SelectItem, SetExpr, TableFactor};
+    let too_complex = || {
+        EddyError::unsupported(
+            "push queries support SELECT * FROM relation EMIT CHANGES [LIMIT n]; for anything more, create a view and subscribe to it",
+        )
+    };
+    let SetExpr::Select(s) = q.body.as_ref() else {
+        return Err(too_complex());
+    };
+    let plain = s.projection.len() == 1
+        && matches!(s.projection[0], SelectItem::Wildcard(_))
+        && s.from.len() == 1
+        && s.from[0].joins.is_empty()
+        && s.selection.is_none()
+        && s.having.is_none()
+        && matches!(&s.group_by, GroupByExpr::Expressions(e, _) if e.is_empty())
+        && q.order_by.is_none()
+        && q.limit_clause.is_none();
+    let TableFactor::Table {
+        name, args: None, ..
+    } = &s.from[0].relation
+    else {
+        return Err(too_complex());
+    };
+    if !plain {
+        return Err(too_complex());
+    }
+    Ok(EddyStatement::Subscribe {
+        name: object_name(name),
+        snapshot: None,
+        limit: None,
+    })
+}
+
+fn parse_subscribe(sql: &str) -> Result<EddyStatement> {
+    let mut p = Parser::new(&PostgreSqlDialect {}).try_with_sql(sql)?;
+    p.next_token(); // SUBSCRIBE
+    let _ = p.parse_keyword(Keyword::TO);
+    if p.consume_token(&Token::LParen) {
+        return Err(EddyError::unsupported(
+            "SUBSCRIBE to a query; create a view and subscribe to it",
+        ));
+    }
+    let name = object_name(&p.parse_object_name(false)?);
+    let mut snapshot = None;
+    if p.parse_keyword(Keyword::WITH) {
+        p.prev_token();
+        for o in p.parse_options(Keyword::WITH)? {
+            let text = o.to_string().to_lowercase().replace(' ', "");
+            match text.as_str() {
+                "snapshot=true" => snapshot = Some(true),
+                "snapshot=false" => snapshot = Some(false),
+                other => {
+                    return Err(EddyError::query(
+                        "22023",
+                        format!("unknown SUBSCRIBE option {other}; SNAPSHOT = true|false"),
+                    ))
+                }
+            }
+        }
+    }
+    expect_end(&mut p)?;
+    Ok(EddyStatement::Subscribe {
+        name,
+        snapshot,
+        limit: None,
+    })
 }
 
 /// Remove a trailing `EMIT CHANGES` / `EMIT FINAL` (ksqlDB), returning the rest.
@@ -470,9 +580,12 @@ fn parse_with_sqlparser(
     }
     match stmt {
         Statement::Query(q) => {
+            if emit == Some(Emit::Changes) {
+                return push_query(&q);
+            }
             if emit.is_some() {
                 return Err(EddyError::unsupported(
-                    "push queries (SELECT ... EMIT CHANGES) are not supported yet; create a view and SELECT from it",
+                    "EMIT FINAL on an ad-hoc SELECT; use it in CREATE ... AS SELECT",
                 ));
             }
             Ok(EddyStatement::Query(q))

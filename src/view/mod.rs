@@ -2,5 +2,6 @@
 //! keyed) that `SELECT` snapshots.
 
 pub mod arrangement;
+pub mod subscription;
 
 pub use arrangement::{Arrangement, Storage};
