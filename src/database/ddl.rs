@@ -258,11 +258,7 @@ impl Database {
                     *emit,
                     view_options,
                 )?;
-                let storage = if *kind == ViewKind::Stream {
-                    Storage::log(flow.schema.clone())
-                } else {
-                    Storage::Multiset(Arrangement::try_new(flow.schema.clone())?)
-                };
+                let storage = view_storage(*kind, &flow.schema)?;
                 let id = inner.next_id;
                 let mut rel = Relation {
                     id,
@@ -485,11 +481,7 @@ impl Database {
             *emit,
             view_options,
         )?;
-        let storage = if *kind == ViewKind::Stream {
-            Storage::log(flow.schema.clone())
-        } else {
-            Storage::Multiset(Arrangement::try_new(flow.schema.clone())?)
-        };
+        let storage = view_storage(*kind, &flow.schema)?;
         let idx = inner
             .relations
             .iter()
@@ -557,6 +549,18 @@ fn inherit_event_time(inner: &Inner, rel: &mut Relation) {
         max_seen: None,
     });
     rel.watermark_from = Some(source.clone());
+}
+
+/// A derived stream keeps an append-only log; every other view, an arrangement.
+fn view_storage(
+    kind: ViewKind,
+    schema: &datafusion::arrow::datatypes::SchemaRef,
+) -> Result<Storage> {
+    Ok(if kind == ViewKind::Stream {
+        Storage::log(schema.clone())
+    } else {
+        Storage::Multiset(Arrangement::try_new(schema.clone())?)
+    })
 }
 
 /// Feed a new view the current contents of its inputs.

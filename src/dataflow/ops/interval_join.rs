@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch};
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::row::RowConverter;
@@ -65,17 +65,9 @@ impl IntervalJoinOp {
             .map(|k| k.data_type(&schemas[0]).map_err(EddyError::from))
             .collect::<Result<Vec<_>>>()?;
         let converters = [row_converter(&schemas[0])?, row_converter(&schemas[1])?];
-        let null_row = |s: &SchemaRef, c: &RowConverter| -> Result<Vec<u8>> {
-            let nulls: Vec<ArrayRef> = s
-                .fields()
-                .iter()
-                .map(|f| datafusion::arrow::array::new_null_array(f.data_type(), 1))
-                .collect();
-            Ok(c.convert_columns(&nulls)?.row(0).data().to_vec())
-        };
         let null_rows = [
-            null_row(&schemas[0], &converters[0])?,
-            null_row(&schemas[1], &converters[1])?,
+            super::join::null_row(&schemas[0], &converters[0])?,
+            super::join::null_row(&schemas[1], &converters[1])?,
         ];
         Ok(IntervalJoinOp {
             kind,
@@ -118,18 +110,11 @@ impl IntervalJoinOp {
     }
 
     fn build(&self, out: Vec<(Vec<u8>, Vec<u8>)>) -> Result<ChangeBatch> {
-        if out.is_empty() {
-            return Ok(ChangeBatch::empty(self.output.clone()));
-        }
-        let lp = self.converters[0].parser();
-        let rp = self.converters[1].parser();
-        let mut columns = self.converters[0].convert_rows(out.iter().map(|(l, _)| lp.parse(l)))?;
-        columns.extend(self.converters[1].convert_rows(out.iter().map(|(_, r)| rp.parse(r)))?);
-        let n = out.len();
-        Ok(ChangeBatch::new(
-            RecordBatch::try_new(self.output.clone(), columns)?,
-            Int64Array::from(vec![1i64; n]),
-        ))
+        super::join::joined_rows(
+            &self.converters,
+            &self.output,
+            out.into_iter().map(|(l, r)| (1, l, r)).collect(),
+        )
     }
 }
 

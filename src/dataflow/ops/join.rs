@@ -84,14 +84,6 @@ impl JoinOp {
             .collect::<Result<Vec<_>>>()?;
         let left_conv = row_converter(&left)?;
         let right_conv = row_converter(&right)?;
-        let null_row = |schema: &SchemaRef, conv: &RowConverter| -> Result<Vec<u8>> {
-            let nulls: Vec<ArrayRef> = schema
-                .fields()
-                .iter()
-                .map(|f| datafusion::arrow::array::new_null_array(f.data_type(), 1))
-                .collect();
-            Ok(conv.convert_columns(&nulls)?.row(0).data().to_vec())
-        };
         let null_rows = [null_row(&left, &left_conv)?, null_row(&right, &right_conv)?];
         Ok(JoinOp {
             kind,
@@ -126,20 +118,38 @@ impl JoinOp {
     }
 
     fn build(&self, out: Vec<(i64, Vec<u8>, Vec<u8>)>) -> Result<ChangeBatch> {
-        if out.is_empty() {
-            return Ok(ChangeBatch::empty(self.output.clone()));
-        }
-        let lp = self.converters[0].parser();
-        let rp = self.converters[1].parser();
-        let mut columns =
-            self.converters[0].convert_rows(out.iter().map(|(_, l, _)| lp.parse(l)))?;
-        columns.extend(self.converters[1].convert_rows(out.iter().map(|(_, _, r)| rp.parse(r)))?);
-        let weights = Int64Array::from(out.iter().map(|(w, _, _)| *w).collect::<Vec<_>>());
-        Ok(ChangeBatch::new(
-            RecordBatch::try_new(self.output.clone(), columns)?,
-            weights,
-        ))
+        joined_rows(&self.converters, &self.output, out)
     }
+}
+
+/// The row-format encoding of a row of NULLs (outer-join padding).
+pub(super) fn null_row(schema: &SchemaRef, conv: &RowConverter) -> Result<Vec<u8>> {
+    let nulls: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|f| datafusion::arrow::array::new_null_array(f.data_type(), 1))
+        .collect();
+    Ok(conv.convert_columns(&nulls)?.row(0).data().to_vec())
+}
+
+/// A change batch of joined rows `(weight, left row, right row)` in row format.
+pub(super) fn joined_rows(
+    converters: &[RowConverter; 2],
+    output: &SchemaRef,
+    out: Vec<(i64, Vec<u8>, Vec<u8>)>,
+) -> Result<ChangeBatch> {
+    if out.is_empty() {
+        return Ok(ChangeBatch::empty(output.clone()));
+    }
+    let lp = converters[0].parser();
+    let rp = converters[1].parser();
+    let mut columns = converters[0].convert_rows(out.iter().map(|(_, l, _)| lp.parse(l)))?;
+    columns.extend(converters[1].convert_rows(out.iter().map(|(_, _, r)| rp.parse(r)))?);
+    let weights = Int64Array::from(out.iter().map(|(w, _, _)| *w).collect::<Vec<_>>());
+    Ok(ChangeBatch::new(
+        RecordBatch::try_new(output.clone(), columns)?,
+        weights,
+    ))
 }
 
 fn add(state: &mut HashMap<Vec<u8>, KeyRows>, key: &[u8], row: &[u8], w: i64) -> Result<()> {
