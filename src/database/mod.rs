@@ -179,6 +179,8 @@ impl Database {
         let batch_state = SessionStateBuilder::new()
             .with_config(base_config())
             .with_default_features()
+            // Overflow is an error in ad-hoc queries too, as in views and in Postgres.
+            .with_physical_optimizer_rule(Arc::new(crate::plan::CheckedArithmeticRule))
             .build();
         let view_state = SessionStateBuilder::new()
             .with_config(base_config())

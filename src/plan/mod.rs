@@ -690,7 +690,7 @@ impl<'a> Lowering<'a> {
 
 /// Integer arithmetic that overflows is an error (22003), as in Postgres, not a wrapped
 /// value.
-fn checked_arithmetic(e: Arc<dyn PhysicalExpr>) -> Result<Arc<dyn PhysicalExpr>> {
+pub(crate) fn checked_arithmetic(e: Arc<dyn PhysicalExpr>) -> Result<Arc<dyn PhysicalExpr>> {
     use datafusion::common::tree_node::{Transformed, TreeNode};
     use datafusion::physical_expr::expressions::BinaryExpr;
     Ok(e.transform_up(|node| {
@@ -728,6 +728,65 @@ pub fn check_no_session_windows(plan: &LogicalPlan) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The same rule for ad-hoc queries: a physical optimizer rule that makes the arithmetic in
+/// projections and filters overflow-checked, so `SELECT int_col + 1` errors (22003) instead
+/// of wrapping, as in a view.
+#[derive(Debug)]
+pub struct CheckedArithmeticRule;
+
+impl datafusion::physical_optimizer::PhysicalOptimizerRule for CheckedArithmeticRule {
+    fn optimize(
+        &self,
+        plan: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+        _config: &datafusion::config::ConfigOptions,
+    ) -> datafusion::error::Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        use datafusion::common::tree_node::{Transformed, TreeNode};
+        use datafusion::physical_plan::filter::FilterExec;
+        use datafusion::physical_plan::projection::ProjectionExec;
+        use datafusion::physical_plan::ExecutionPlan;
+        let checked = |e: &Arc<dyn PhysicalExpr>| {
+            checked_arithmetic(e.clone())
+                .map_err(|err| datafusion::error::DataFusionError::External(Box::new(err)))
+        };
+        Ok(plan
+            .transform_up(|node| {
+                if let Some(p) = node.downcast_ref::<ProjectionExec>() {
+                    let exprs = p
+                        .expr()
+                        .iter()
+                        .map(|pe| {
+                            Ok(datafusion::physical_expr::projection::ProjectionExpr {
+                                expr: checked(&pe.expr)?,
+                                alias: pe.alias.clone(),
+                            })
+                        })
+                        .collect::<datafusion::error::Result<Vec<_>>>()?;
+                    let new = ProjectionExec::try_new(exprs, p.input().clone())?;
+                    return Ok(Transformed::yes(Arc::new(new) as Arc<dyn ExecutionPlan>));
+                }
+                if let Some(f) = node.downcast_ref::<FilterExec>() {
+                    let new = datafusion::physical_plan::filter::FilterExecBuilder::new(
+                        checked(f.predicate())?,
+                        f.input().clone(),
+                    )
+                    .apply_projection(f.projection().as_ref().map(|p| p.to_vec()))?
+                    .build()?;
+                    return Ok(Transformed::yes(Arc::new(new) as Arc<dyn ExecutionPlan>));
+                }
+                Ok(Transformed::no(node))
+            })?
+            .data)
+    }
+
+    fn name(&self) -> &str {
+        "eddy_checked_arithmetic"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
 }
 
 /// Functions whose value depends on when they run cannot be maintained: a view must mean
