@@ -53,6 +53,8 @@ pub struct Relation {
     pub not_null: Vec<usize>,
     /// Columns left out of `SELECT *` (a stream's implicit `rowtime`).
     pub hidden: Vec<usize>,
+    /// `VARCHAR(n)` / `CHAR(n)` limits: (column, n characters).
+    pub char_limits: Vec<(usize, u64)>,
     /// The defining SELECT of a view.
     pub definition: Option<String>,
     /// The statement that created it, as logged.

@@ -66,6 +66,13 @@ impl Database {
                     && watermark.is_none()
                     && source_options.timestamp.is_none()
                     && !fields.iter().any(|f| f.name() == ROWTIME);
+                let char_limits: Vec<(usize, u64)> = columns
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, c)| {
+                        crate::sql::types::char_limit(&c.data_type).map(|n| (i, n))
+                    })
+                    .collect();
                 let mut hidden = Vec::new();
                 if implicit_rowtime {
                     hidden.push(fields.len());
@@ -216,6 +223,7 @@ impl Database {
                     primary_key: key,
                     not_null,
                     hidden,
+                    char_limits,
                     definition: None,
                     create_sql: sql.to_string(),
                     depends_on: vec![],
@@ -272,6 +280,7 @@ impl Database {
                     primary_key: vec![],
                     not_null: vec![],
                     hidden: vec![],
+                    char_limits: vec![],
                     definition: Some(query.to_string()),
                     create_sql: sql.to_string(),
                     depends_on: flow.sources.clone(),

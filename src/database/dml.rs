@@ -22,6 +22,13 @@ use crate::sql::types::pg_type_name;
 use crate::view::Storage;
 
 impl Database {
+    fn char_limits(&self, name: &str) -> Vec<(usize, u64)> {
+        self.lock()
+            .get(name)
+            .map(|r| r.char_limits.clone())
+            .unwrap_or_default()
+    }
+
     /// Hidden columns of a relation (a stream's implicit rowtime).
     fn hidden_columns(&self, name: &str) -> Vec<usize> {
         self.lock()
@@ -86,6 +93,7 @@ impl Database {
             .collect::<Result<Vec<_>>>()?;
         let rows = RecordBatch::try_new(schema.clone(), columns)?;
         check_not_null(&rows, &not_null, name)?;
+        check_char_limits(&rows, &self.char_limits(name))?;
         let n = rows.num_rows();
         let mut inner = self.lock();
         let rows = admit(&mut inner, name, rows)?;
@@ -175,6 +183,7 @@ impl Database {
         }
         let rows = RecordBatch::try_new(schema.clone(), columns)?;
         check_not_null(&rows, &not_null, &name)?;
+        check_char_limits(&rows, &self.char_limits(&name))?;
         let mut inner = self.lock();
         let rows = admit(&mut inner, &name, rows)?;
         let delta = match (&inner.require(&name)?.storage, kind) {
@@ -258,6 +267,7 @@ impl Database {
         let old = concat_batches(&schema, old_parts.iter())?;
         let new = concat_batches(&schema, new_parts.iter())?;
         check_not_null(&new, &not_null, &name)?;
+        check_char_limits(&new, &self.char_limits(&name))?;
         let delta = ChangeBatch::concat(
             &schema,
             &[ChangeBatch::retractions(old), ChangeBatch::inserts(new)],
@@ -577,6 +587,27 @@ fn admit(inner: &mut super::Inner, name: &str, rows: RecordBatch) -> Result<Reco
     Ok(datafusion::arrow::compute::filter_record_batch(
         &rows, &keep,
     )?)
+}
+
+/// `VARCHAR(n)` / `CHAR(n)`: a longer value is an error (22001), as in Postgres.
+fn check_char_limits(rows: &RecordBatch, limits: &[(usize, u64)]) -> Result<()> {
+    use datafusion::arrow::array::StringArray;
+    for &(c, n) in limits {
+        let Some(a) = rows.column(c).as_any().downcast_ref::<StringArray>() else {
+            continue;
+        };
+        if let Some(v) = a.iter().flatten().find(|v| v.chars().count() as u64 > n) {
+            return Err(EddyError::BadValue {
+                code: "22001",
+                message: format!(
+                    "value too long for type character varying({n}) in column \"{}\": \"{}\"",
+                    rows.schema().field(c).name(),
+                    v.chars().take(40).collect::<String>()
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn check_not_null(rows: &RecordBatch, not_null: &[usize], name: &str) -> Result<()> {

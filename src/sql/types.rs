@@ -90,6 +90,19 @@ fn unsupported_type(t: &SqlType) -> EddyError {
     EddyError::query("0A000", format!("column type {t} is not supported"))
 }
 
+/// The length limit of a `VARCHAR(n)` / `CHAR(n)` column, in characters.
+pub fn char_limit(t: &SqlType) -> Option<u64> {
+    use datafusion::sql::sqlparser::ast::CharacterLength;
+    match t {
+        SqlType::Varchar(Some(CharacterLength::IntegerLength { length, .. }))
+        | SqlType::CharacterVarying(Some(CharacterLength::IntegerLength { length, .. }))
+        | SqlType::CharVarying(Some(CharacterLength::IntegerLength { length, .. }))
+        | SqlType::Char(Some(CharacterLength::IntegerLength { length, .. }))
+        | SqlType::Character(Some(CharacterLength::IntegerLength { length, .. })) => Some(*length),
+        _ => None,
+    }
+}
+
 /// The Postgres name of the type a column of this Arrow type has on the wire.
 pub fn pg_type_name(t: &DataType) -> String {
     match t {
