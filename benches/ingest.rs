@@ -4,6 +4,8 @@
 //! Run: `cargo bench --bench ingest` (EDDY_BENCH_ROWS to change the row count). Prints
 //! rows/s for each, their ratio and the process's peak RSS; criterion keeps the history.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -116,23 +118,6 @@ async fn datafusion_recompute_per_batch(schema: Arc<Schema>, batches: &[RecordBa
     total
 }
 
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(|l| l.to_string())
-        })
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|k| k.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
-}
-
 fn bench(c: &mut Criterion) {
     let n = rows();
     let (schema, batches) = data(n);
@@ -199,7 +184,7 @@ fn bench(c: &mut Criterion) {
         "ratio eddy(file)/datafusion recompute per batch: {:.3}",
         rate(file) / rate(df_each)
     );
-    println!("peak RSS: {:.1} MiB", peak_rss_mib());
+    println!("peak RSS: {:.1} MiB", common::peak_rss_mib());
 }
 
 criterion_group!(benches, bench);

@@ -4,6 +4,8 @@
 //!
 //! Run: `cargo bench --bench joins` (EDDY_BENCH_EVENTS for the stream-stream count).
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,23 +19,6 @@ use eddy::database::{Database, Output, Session};
 use eddy::state::FileLog;
 
 const BATCH: usize = 10_000;
-
-fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .map(str::to_string)
-        })
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|k| k.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
-}
 
 async fn state_rows(db: &Database, s: &mut Session, name: &str) -> String {
     let sql =
@@ -113,7 +98,7 @@ async fn stream_stream(events: usize) {
                 "{:>10} {:>12.0} {:>10.1}  {}",
                 done,
                 rate,
-                rss_mib(),
+                common::rss_mib(),
                 state_rows(&db, &mut s, "matched").await
             );
         }
@@ -228,5 +213,5 @@ fn main() {
         .expect("runtime");
     rt.block_on(stream_stream(events));
     rt.block_on(enrichment(2_000_000.min(events)));
-    println!("peak-phase RSS now: {:.1} MiB", rss_mib());
+    println!("peak-phase RSS now: {:.1} MiB", common::rss_mib());
 }

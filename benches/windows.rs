@@ -5,6 +5,8 @@
 //!
 //! Run: `cargo bench --bench windows` (EDDY_BENCH_EVENTS to change the count).
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -31,23 +33,6 @@ impl Store for NoLog {
 const BATCH: usize = 10_000;
 /// Event time advances 100 µs per event: 10 000 events per event-time second.
 const STEP_MICROS: i64 = 100;
-
-fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .map(str::to_string)
-        })
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|k| k.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
-}
 
 async fn sizes(db: &Database, s: &mut Session) -> String {
     let sql = "SELECT name, rows, state_rows, late_rows FROM eddy_relations ORDER BY name";
@@ -119,7 +104,7 @@ fn main() {
             if i % 1_000_000 == 0 || i == events {
                 let rate = 1_000_000f64.min(i as f64) / last.elapsed().as_secs_f64();
                 last = Instant::now();
-                println!("{:>10} {:>12.0} {:>10.1}  {}", i, rate, rss_mib(), sizes(&db, &mut s).await);
+                println!("{:>10} {:>12.0} {:>10.1}  {}", i, rate, common::rss_mib(), sizes(&db, &mut s).await);
             }
         }
         println!("total: {:.0} events/s over {:.1} s", events as f64 / start.elapsed().as_secs_f64(), start.elapsed().as_secs_f64());

@@ -7,11 +7,11 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::RecordBatch;
-use datafusion::scalar::ScalarValue;
-use eddy::database::{Database, Output, Session};
+use eddy::database::{Database, Session};
 use eddy::state::MemoryStore;
 use proptest::prelude::*;
+
+mod common;
 
 const VIEWS: &[(&str, &str)] = &[
     ("s_groups", "SELECT g, count(*), sum(v) AS total, min(v) AS lo, max(v) AS hi, count(DISTINCT v) AS d, avg(v) AS mean FROM s WHERE v > 0 GROUP BY g"),
@@ -115,37 +115,6 @@ fn sql_for(op: &Op) -> Option<String> {
     }
 }
 
-/// Rows as sorted strings; floats rounded so summation order does not matter.
-fn render(batches: &[RecordBatch]) -> Vec<String> {
-    let mut out = Vec::new();
-    for b in batches {
-        for r in 0..b.num_rows() {
-            let cells: Vec<String> = b
-                .columns()
-                .iter()
-                .map(|c| match ScalarValue::try_from_array(c, r).expect("cell") {
-                    ScalarValue::Float64(Some(f)) => {
-                        format!("{:.6}", if f.abs() < 1e-9 { 0.0 } else { f })
-                    }
-                    ScalarValue::Float32(Some(f)) => format!("{:.4}", f),
-                    v => v.to_string(),
-                })
-                .collect();
-            out.push(cells.join("|"));
-        }
-    }
-    out.sort();
-    out
-}
-
-async fn run(db: &Database, session: &mut Session, sql: &str) -> Vec<String> {
-    match db.execute(session, sql, &[]).await {
-        Ok(Output::Rows { batches, .. }) => render(&batches),
-        Ok(other) => panic!("{sql}: expected rows, got {other:?}"),
-        Err(e) => panic!("{sql}: {e}"),
-    }
-}
-
 async fn check_views(
     db: &Database,
     session: &mut Session,
@@ -153,8 +122,8 @@ async fn check_views(
     step: &str,
 ) -> Result<(), TestCaseError> {
     for (name, query) in views {
-        let maintained = run(db, session, &format!("SELECT * FROM {name}")).await;
-        let recomputed = run(db, session, query).await;
+        let maintained = common::rows(db, session, &format!("SELECT * FROM {name}")).await;
+        let recomputed = common::rows(db, session, query).await;
         prop_assert_eq!(
             &maintained,
             &recomputed,
@@ -212,13 +181,13 @@ async fn scenario(ops: Vec<Op>, late_at: usize) -> Result<(), TestCaseError> {
     let before: Vec<Vec<String>> = {
         let mut v = Vec::new();
         for (name, _) in &views {
-            v.push(run(&db, &mut session, &format!("SELECT * FROM {name}")).await);
+            v.push(common::rows(&db, &mut session, &format!("SELECT * FROM {name}")).await);
         }
         v
     };
     let reopened = Database::open(Box::new(store.clone())).expect("reopen");
     for ((name, _), expected) in views.iter().zip(before) {
-        let after = run(&reopened, &mut session, &format!("SELECT * FROM {name}")).await;
+        let after = common::rows(&reopened, &mut session, &format!("SELECT * FROM {name}")).await;
         prop_assert_eq!(after, expected, "view {} differs after restart", name);
     }
     Ok(())

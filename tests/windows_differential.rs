@@ -9,35 +9,12 @@
 //! "on time for window w" is the batch predicate `wm IS NULL OR end(w) + grace > wm`.
 
 use chrono::{Duration, NaiveDate};
-use datafusion::arrow::array::RecordBatch;
 use datafusion::scalar::ScalarValue;
-use eddy::database::{Database, Output, Session};
+use eddy::database::{Database, Session};
 use eddy::state::MemoryStore;
 use proptest::prelude::*;
 
-fn render(batches: &[RecordBatch]) -> Vec<String> {
-    let mut out = Vec::new();
-    for b in batches {
-        for r in 0..b.num_rows() {
-            let cells: Vec<String> = b
-                .columns()
-                .iter()
-                .map(|c| ScalarValue::try_from_array(c, r).expect("cell").to_string())
-                .collect();
-            out.push(cells.join("|"));
-        }
-    }
-    out.sort();
-    out
-}
-
-async fn rows(db: &Database, s: &mut Session, sql: &str) -> Vec<String> {
-    match db.execute(s, sql, &[]).await {
-        Ok(Output::Rows { batches, .. }) => render(&batches),
-        Ok(other) => panic!("{sql}: {other:?}"),
-        Err(e) => panic!("{sql}: {e}"),
-    }
-}
+mod common;
 
 async fn exec(db: &Database, s: &mut Session, sql: &str) {
     if let Err(e) = db.execute(s, sql, &[]).await {
@@ -297,10 +274,10 @@ async fn scenario(delay: i64, steps: Vec<(u8, Vec<(u8, i64, i64)>)>) -> Result<(
             "SELECT a.g AS g, a.v AS av, b.v AS bv, a.ts AS at, b.ts AS bt FROM shadow_sj a JOIN shadow_rj b ON a.g = b.g AND b.ts >= a.ts - INTERVAL '5 seconds' AND b.ts <= a.ts + INTERVAL '10 seconds' WHERE {} AND {}",
             on_time("a"), on_time("b")
         );
-        let maintained = rows(&db, &mut s, "SELECT * FROM ij_inner").await;
+        let maintained = common::rows(&db, &mut s, "SELECT * FROM ij_inner").await;
         prop_assert_eq!(
             &maintained,
-            &rows(&db, &mut s, &inner).await,
+            &common::rows(&db, &mut s, &inner).await,
             "ij_inner after {}",
             list
         );
@@ -308,15 +285,15 @@ async fn scenario(delay: i64, steps: Vec<(u8, Vec<(u8, i64, i64)>)>) -> Result<(
             "SELECT a.g AS g, a.v AS av, CAST(NULL AS BIGINT) AS bv, a.ts AS at, CAST(NULL AS TIMESTAMP) AS bt FROM shadow_sj a WHERE {} AND a.ts + INTERVAL '10 seconds' < {} - INTERVAL '2 seconds' AND NOT EXISTS (SELECT 1 FROM shadow_rj b WHERE a.g = b.g AND b.ts >= a.ts - INTERVAL '5 seconds' AND b.ts <= a.ts + INTERVAL '10 seconds' AND {})",
             on_time("a"), lit(w_now), on_time("b")
         );
-        let maintained = rows(&db, &mut s, "SELECT * FROM ij_left").await;
-        let expected = rows(&db, &mut s, &format!("{inner} UNION ALL {padded}")).await;
+        let maintained = common::rows(&db, &mut s, "SELECT * FROM ij_left").await;
+        let expected = common::rows(&db, &mut s, &format!("{inner} UNION ALL {padded}")).await;
         prop_assert_eq!(&maintained, &expected, "ij_left after {}", list);
         let padded_right = format!(
             "SELECT CAST(NULL AS TEXT) AS g, CAST(NULL AS BIGINT) AS av, b.v AS bv, CAST(NULL AS TIMESTAMP) AS at, b.ts AS bt FROM shadow_rj b WHERE {} AND b.ts + INTERVAL '5 seconds' < {} - INTERVAL '2 seconds' AND NOT EXISTS (SELECT 1 FROM shadow_sj a WHERE a.g = b.g AND b.ts >= a.ts - INTERVAL '5 seconds' AND b.ts <= a.ts + INTERVAL '10 seconds' AND {})",
             on_time("b"), lit(w_now), on_time("a")
         );
-        let maintained = rows(&db, &mut s, "SELECT * FROM ij_full").await;
-        let expected = rows(
+        let maintained = common::rows(&db, &mut s, "SELECT * FROM ij_full").await;
+        let expected = common::rows(
             &db,
             &mut s,
             &format!("{inner} UNION ALL {padded} UNION ALL {padded_right}"),
@@ -329,18 +306,18 @@ async fn scenario(delay: i64, steps: Vec<(u8, Vec<(u8, i64, i64)>)>) -> Result<(
             "SELECT a.g AS g, a.v AS av, b.v AS bv, a.ts AS at, b.ts AS bt FROM shadow_sj a JOIN shadow_rj b ON a.g = b.g AND b.ts >= a.ts - INTERVAL '5 seconds' AND b.ts <= a.ts + INTERVAL '10 seconds' WHERE {} AND {}",
             on_time0("a"), on_time0("b")
         );
-        let maintained = rows(&db, &mut s, "SELECT * FROM ij_between").await;
+        let maintained = common::rows(&db, &mut s, "SELECT * FROM ij_between").await;
         prop_assert_eq!(
             &maintained,
-            &rows(&db, &mut s, &between).await,
+            &common::rows(&db, &mut s, &between).await,
             "ij_between after {}",
             list
         );
-        let late_expected = rows(&db, &mut s, &format!(
+        let late_expected = common::rows(&db, &mut s, &format!(
             "SELECT (SELECT count(*) FROM shadow_sj a WHERE NOT {}) + (SELECT count(*) FROM shadow_rj b WHERE NOT {})",
             on_time("a"), on_time("b")
         )).await;
-        let late_seen = rows(
+        let late_seen = common::rows(
             &db,
             &mut s,
             "SELECT late_rows FROM eddy_relations WHERE name = 'ij_inner'",
@@ -348,7 +325,7 @@ async fn scenario(delay: i64, steps: Vec<(u8, Vec<(u8, i64, i64)>)>) -> Result<(
         .await;
         prop_assert_eq!(late_seen, late_expected, "late rows of ij_inner");
 
-        let maintained = rows(
+        let maintained = common::rows(
             &db,
             &mut s,
             "SELECT g, window_start, window_end, n, total FROM sessions",
@@ -360,7 +337,7 @@ async fn scenario(delay: i64, steps: Vec<(u8, Vec<(u8, i64, i64)>)>) -> Result<(
             "session view after inserting {}",
             list
         );
-        let late_seen = rows(
+        let late_seen = common::rows(
             &db,
             &mut s,
             "SELECT late_rows FROM eddy_relations WHERE name = 'sessions'",
@@ -372,8 +349,8 @@ async fn scenario(delay: i64, steps: Vec<(u8, Vec<(u8, i64, i64)>)>) -> Result<(
             "late rows of sessions"
         );
         for (view, oracle, late) in oracles(w_s, w_k) {
-            let maintained = rows(&db, &mut s, &format!("SELECT * FROM {view}")).await;
-            let expected = rows(&db, &mut s, &oracle).await;
+            let maintained = common::rows(&db, &mut s, &format!("SELECT * FROM {view}")).await;
+            let expected = common::rows(&db, &mut s, &oracle).await;
             prop_assert_eq!(
                 &maintained,
                 &expected,
@@ -381,13 +358,13 @@ async fn scenario(delay: i64, steps: Vec<(u8, Vec<(u8, i64, i64)>)>) -> Result<(
                 view,
                 list
             );
-            let late_seen = rows(
+            let late_seen = common::rows(
                 &db,
                 &mut s,
                 &format!("SELECT late_rows FROM eddy_relations WHERE name = '{view}'"),
             )
             .await;
-            let late_expected = rows(&db, &mut s, &late).await;
+            let late_expected = common::rows(&db, &mut s, &late).await;
             prop_assert_eq!(late_seen, late_expected, "late rows of {}", view);
         }
     }

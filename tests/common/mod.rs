@@ -130,3 +130,41 @@ pub fn sqlstate(e: &tokio_postgres::Error) -> String {
         .map(|d| d.code().code().to_string())
         .unwrap_or_else(|| format!("not a db error: {e}"))
 }
+
+/// Rows of batches as sorted `a|b|c` strings; floats rounded so that summation order does
+/// not matter when comparing an incremental result with a batch one.
+pub fn render(batches: &[datafusion::arrow::array::RecordBatch]) -> Vec<String> {
+    use datafusion::scalar::ScalarValue;
+    let mut out = Vec::new();
+    for b in batches {
+        for r in 0..b.num_rows() {
+            let cells: Vec<String> = b
+                .columns()
+                .iter()
+                .map(|c| match ScalarValue::try_from_array(c, r).expect("cell") {
+                    ScalarValue::Float64(Some(f)) => {
+                        format!("{:.6}", if f.abs() < 1e-9 { 0.0 } else { f })
+                    }
+                    ScalarValue::Float32(Some(f)) => format!("{:.4}", f),
+                    v => v.to_string(),
+                })
+                .collect();
+            out.push(cells.join("|"));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Run a query on a database directly and render its rows.
+pub async fn rows(
+    db: &eddy::database::Database,
+    s: &mut eddy::database::Session,
+    sql: &str,
+) -> Vec<String> {
+    match db.execute(s, sql, &[]).await {
+        Ok(eddy::database::Output::Rows { batches, .. }) => render(&batches),
+        Ok(other) => panic!("{sql}: expected rows, got {other:?}"),
+        Err(e) => panic!("{sql}: {e}"),
+    }
+}
