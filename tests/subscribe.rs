@@ -118,3 +118,60 @@ async fn emit_changes_push_query_with_limit() {
     // A stream's push query starts from now (the old row is not replayed), one row per change.
     assert_eq!(rows, vec![vec!["1", "1", "/a"], vec!["1", "2", "/b"]]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_reads_a_push_query_with_copy() {
+    let server = Server::start();
+    let writer = server.connect().await;
+    writer
+        .batch_execute(
+            "CREATE TABLE t (id INT PRIMARY KEY, name TEXT); INSERT INTO t VALUES (1, 'x')",
+        )
+        .await
+        .unwrap();
+    let port = server.port.to_string();
+    let psql = tokio::process::Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "eddy",
+            "-d",
+            "eddy",
+            "-X",
+            "-c",
+        ])
+        .arg("COPY (SUBSCRIBE t) TO STDOUT")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("psql is required: the test command installs postgresql-client");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    writer
+        .batch_execute("UPDATE t SET name = 'y' WHERE id = 1")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Ending the subscription (DROP) ends the COPY, and psql prints what it received.
+    writer.batch_execute("DROP TABLE t").await.unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(10), psql.wait_with_output())
+        .await
+        .expect("psql ends")
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split('\t').skip(1).collect())
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            vec!["1", "1", "x"],
+            vec!["-1", "1", "x"],
+            vec!["1", "1", "y"]
+        ],
+        "{text}"
+    );
+}

@@ -153,6 +153,29 @@ fn subscription_response(
     limit: Option<usize>,
     format: &Format,
 ) -> PgWireResult<Response> {
+    let (out_schema, batches) = subscription_batches(schema, snapshot, subscription, limit);
+    let fields = Arc::new(fields(&out_schema, format)?);
+    let rows_fields = fields.clone();
+    let rows = batches.flat_map(move |b| {
+        let items: Vec<PgWireResult<pgwire::messages::data::DataRow>> = match b {
+            Ok(b) => arrow_pg::datatypes::encode_recordbatch(rows_fields.clone(), b).collect(),
+            Err(e) => vec![Err(e)],
+        };
+        stream::iter(items)
+    });
+    Ok(Response::Query(QueryResponse::new(fields, rows)))
+}
+
+/// The batches of a push query (`eddy_time`, `eddy_diff`, then the relation's columns).
+fn subscription_batches(
+    schema: SchemaRef,
+    snapshot: Vec<RecordBatch>,
+    subscription: crate::view::subscription::Subscription,
+    limit: Option<usize>,
+) -> (
+    SchemaRef,
+    impl futures::Stream<Item = PgWireResult<RecordBatch>> + Send + 'static,
+) {
     use crate::view::subscription::Event;
     use datafusion::arrow::array::{ArrayRef, Int64Array, TimestampMicrosecondArray};
     use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
@@ -166,7 +189,6 @@ fn subscription_response(
     ];
     fields_out.extend(schema.fields().iter().map(|f| f.as_ref().clone()));
     let out_schema: SchemaRef = Arc::new(Schema::new(fields_out));
-    let fields = Arc::new(fields(&out_schema, format)?);
     let now = || {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -198,83 +220,108 @@ fn subscription_response(
         remaining: limit,
         done: false,
     };
-    let rows_fields = fields.clone();
-    let batches = futures::stream::unfold((start, out_schema), move |(mut st, out_schema)| {
-        let annotate = annotate.clone();
-        async move {
-            if st.done || st.remaining == Some(0) {
-                return None;
-            }
-            let next: PgWireResult<RecordBatch> = if let Some(b) = st.snapshot.next() {
-                let n = b.num_rows();
-                annotate(&out_schema, now(), &b, vec![1; n])
-            } else {
-                match st.sub.rx.recv().await {
-                    Some(Event::Changes(time, delta)) => {
-                        let cols: Vec<ArrayRef> = delta
-                            .data
-                            .columns()
-                            .iter()
-                            .take(out_schema.fields().len() - 2)
-                            .cloned()
-                            .collect();
-                        let data = RecordBatch::try_new(
-                            Arc::new(Schema::new(out_schema.fields()[2..].to_vec())),
-                            cols,
-                        );
-                        match data {
-                            Ok(d) => {
-                                annotate(&out_schema, time, &d, delta.weights.values().to_vec())
+    let batches =
+        futures::stream::unfold((start, out_schema.clone()), move |(mut st, out_schema)| {
+            let annotate = annotate.clone();
+            async move {
+                if st.done || st.remaining == Some(0) {
+                    return None;
+                }
+                let next: PgWireResult<RecordBatch> = if let Some(b) = st.snapshot.next() {
+                    let n = b.num_rows();
+                    annotate(&out_schema, now(), &b, vec![1; n])
+                } else {
+                    match st.sub.rx.recv().await {
+                        Some(Event::Changes(time, delta)) => {
+                            let cols: Vec<ArrayRef> = delta
+                                .data
+                                .columns()
+                                .iter()
+                                .take(out_schema.fields().len() - 2)
+                                .cloned()
+                                .collect();
+                            let data = RecordBatch::try_new(
+                                Arc::new(Schema::new(out_schema.fields()[2..].to_vec())),
+                                cols,
+                            );
+                            match data {
+                                Ok(d) => {
+                                    annotate(&out_schema, time, &d, delta.weights.values().to_vec())
+                                }
+                                Err(e) => Err(PgWireError::ApiError(Box::new(e))),
                             }
-                            Err(e) => Err(PgWireError::ApiError(Box::new(e))),
                         }
-                    }
-                    Some(Event::Closed(reason)) => {
-                        st.done = true;
-                        Err(to_pgwire(EddyError::query(
-                            "57014",
-                            format!("subscription ended: {reason}"),
-                        )))
-                    }
-                    None => {
-                        st.done = true;
-                        if st.sub.lagged() {
+                        Some(Event::Closed(reason)) => {
+                            st.done = true;
                             Err(to_pgwire(EddyError::query(
+                                "57014",
+                                format!("subscription ended: {reason}"),
+                            )))
+                        }
+                        None => {
+                            st.done = true;
+                            if st.sub.lagged() {
+                                Err(to_pgwire(EddyError::query(
                                 "53000",
                                 "subscription ended: the client fell more than 1024 changes behind",
                             )))
-                        } else {
-                            return None;
+                            } else {
+                                return None;
+                            }
                         }
                     }
+                };
+                let next = next.map(|b| match st.remaining.as_mut() {
+                    Some(r) if b.num_rows() > *r => {
+                        let b = b.slice(0, *r);
+                        *r = 0;
+                        b
+                    }
+                    Some(r) => {
+                        *r -= b.num_rows();
+                        b
+                    }
+                    None => b,
+                });
+                if next.is_err() {
+                    st.done = true;
                 }
-            };
-            let next = next.map(|b| match st.remaining.as_mut() {
-                Some(r) if b.num_rows() > *r => {
-                    let b = b.slice(0, *r);
-                    *r = 0;
-                    b
-                }
-                Some(r) => {
-                    *r -= b.num_rows();
-                    b
-                }
-                None => b,
-            });
-            if next.is_err() {
-                st.done = true;
+                Some((next, (st, out_schema)))
             }
-            Some((next, (st, out_schema)))
+        });
+    (out_schema, batches)
+}
+
+/// Rows of a batch in COPY text format: tab-separated, `\N` for NULL, one line each.
+fn copy_text(batch: &RecordBatch) -> PgWireResult<String> {
+    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+    let opts = FormatOptions::default();
+    let formatters = batch
+        .columns()
+        .iter()
+        .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+    let mut out = String::new();
+    for r in 0..batch.num_rows() {
+        for (i, (f, c)) in formatters.iter().zip(batch.columns()).enumerate() {
+            if i > 0 {
+                out.push('\t');
+            }
+            if c.is_null(r) {
+                out.push_str("\\N");
+            } else {
+                let v = f.value(r).to_string();
+                out.push_str(
+                    &v.replace('\\', "\\\\")
+                        .replace('\t', "\\t")
+                        .replace('\n', "\\n"),
+                );
+            }
         }
-    });
-    let rows = batches.flat_map(move |b| {
-        let items: Vec<PgWireResult<pgwire::messages::data::DataRow>> = match b {
-            Ok(b) => arrow_pg::datatypes::encode_recordbatch(rows_fields.clone(), b).collect(),
-            Err(e) => vec![Err(e)],
-        };
-        stream::iter(items)
-    });
-    Ok(Response::Query(QueryResponse::new(fields, rows)))
+        out.push('\n');
+    }
+    Ok(out)
 }
 
 fn to_response(out: Output, format: &Format) -> PgWireResult<Response> {
@@ -294,10 +341,24 @@ fn to_response(out: Output, format: &Format) -> PgWireResult<Response> {
 
 /// `SUBSCRIBE ...` or `SELECT ... EMIT CHANGES`, alone in its query string.
 fn is_push_query(sql: &str) -> bool {
+    let sql = copy_subscribe_inner(sql).unwrap_or(sql);
     let upper = sql.trim().trim_end_matches(';').to_uppercase();
     !upper.contains(';')
         && (upper.starts_with("SUBSCRIBE")
             || (upper.starts_with("SELECT") && upper.contains("EMIT CHANGES")))
+}
+
+/// `COPY (SUBSCRIBE ...) TO STDOUT` (how psql reads a push query as it streams): the inner
+/// statement.
+fn copy_subscribe_inner(sql: &str) -> Option<&str> {
+    let t = sql.trim().trim_end_matches(';').trim_end();
+    let lower = t.to_lowercase();
+    if !lower.starts_with("copy") || !lower.ends_with("to stdout") {
+        return None;
+    }
+    let open = t.find('(')?;
+    let close = t.rfind(')')?;
+    (open < close).then(|| t[open + 1..close].trim())
 }
 
 #[async_trait]
@@ -323,10 +384,73 @@ impl SimpleQueryHandler for Connection {
             return self._on_query(client, query).await;
         }
         client.set_state(PgWireConnectionState::QueryInProgress);
+        let copy = copy_subscribe_inner(&query.query).map(str::to_string);
+        let text = copy
+            .clone()
+            .unwrap_or_else(|| query.query.trim().to_string());
         let out = {
             let mut session = self.session.lock().await;
-            self.db.execute(&mut session, query.query.trim(), &[]).await
+            self.db.execute(&mut session, &text, &[]).await
         };
+        if copy.is_some() {
+            let result: PgWireResult<()> = async {
+                use pgwire::messages::copy::{CopyData, CopyDone, CopyOutResponse};
+                let Output::Subscription {
+                    schema,
+                    snapshot,
+                    subscription,
+                    limit,
+                } = out.map_err(to_pgwire)?
+                else {
+                    return Err(to_pgwire(EddyError::unsupported(
+                        "COPY (...) TO STDOUT of anything but a push query",
+                    )));
+                };
+                let (out_schema, batches) =
+                    subscription_batches(schema, snapshot, subscription, limit);
+                let n = out_schema.fields().len();
+                client
+                    .send(PgWireBackendMessage::CopyOutResponse(CopyOutResponse::new(
+                        0,
+                        n as i16,
+                        vec![0; n],
+                    )))
+                    .await?;
+                futures::pin_mut!(batches);
+                let mut rows = 0;
+                while let Some(b) = batches.next().await {
+                    let b = b?;
+                    rows += b.num_rows();
+                    let text = copy_text(&b)?;
+                    client
+                        .send(PgWireBackendMessage::CopyData(CopyData::new(
+                            bytes::Bytes::from(text),
+                        )))
+                        .await?;
+                }
+                client
+                    .send(PgWireBackendMessage::CopyDone(CopyDone::new()))
+                    .await?;
+                let tag: CommandComplete = Tag::new("COPY").with_rows(rows).into();
+                client
+                    .send(PgWireBackendMessage::CommandComplete(tag))
+                    .await?;
+                Ok(())
+            }
+            .await;
+            if let Err(e) = result {
+                let info = match e {
+                    PgWireError::UserError(info) => *info,
+                    other => ErrorInfo::new("ERROR".into(), "XX000".into(), other.to_string()),
+                };
+                client
+                    .send(PgWireBackendMessage::ErrorResponse(info.into()))
+                    .await?;
+            }
+            client.set_state(PgWireConnectionState::ReadyForQuery);
+            return pgwire::api::query::send_ready_for_query(client, client.transaction_status())
+                .await;
+        }
         let result: PgWireResult<()> = async {
             match out {
                 Ok(out) => match to_response(out, &Format::UnifiedText)? {
