@@ -15,7 +15,7 @@ use crate::dataflow::{ChangeBatch, Dataflow};
 use crate::error::{EddyError, Result};
 use crate::plan::Lowering;
 use crate::sql::parser::{ident_name, is_not_null, primary_key, DropKind};
-use crate::sql::windows::KsqlWindow;
+
 use crate::sql::{EddyStatement, Emit, ViewKind};
 use crate::state::LogEntry;
 use crate::view::arrangement::KeyedArrangement;
@@ -239,10 +239,8 @@ impl Database {
                 name,
                 kind,
                 query,
-                emit,
-                options,
                 if_not_exists,
-                window,
+                ..
             } => {
                 let tag = match kind {
                     ViewKind::MaterializedView => "CREATE MATERIALIZED VIEW",
@@ -256,16 +254,7 @@ impl Database {
                     }
                     return Err(EddyError::DuplicateRelation(name.clone()));
                 }
-                let view_options = check_view_options(options)?;
-                let flow = self.plan_view(
-                    &inner,
-                    name,
-                    *kind,
-                    query,
-                    window.as_ref(),
-                    *emit,
-                    view_options,
-                )?;
+                let flow = self.plan_view(&inner, stmt)?;
                 let storage = view_storage(*kind, &flow.schema)?;
                 let id = inner.next_id;
                 let mut rel = Relation {
@@ -354,18 +343,23 @@ impl Database {
 
     /// Plan a view's query against the catalog (schemas only) and lower it to a dataflow.
     /// Window functions and a ksqlDB WINDOW clause are rewritten to plain SQL first.
-    pub(super) fn plan_view(
-        &self,
-        inner: &Inner,
-        name: &str,
-        kind: ViewKind,
-        query: &Query,
-        ksql_window: Option<&KsqlWindow>,
-        emit: Option<Emit>,
-        options: ViewOptions,
-    ) -> Result<Dataflow> {
+    pub(super) fn plan_view(&self, inner: &Inner, stmt: &EddyStatement) -> Result<Dataflow> {
+        let EddyStatement::CreateView {
+            name,
+            kind,
+            query,
+            emit,
+            window,
+            options,
+            ..
+        } = stmt
+        else {
+            return Err(EddyError::internal("not a CREATE ... AS"));
+        };
+        let (kind, emit, ksql_window) = (*kind, *emit, window.as_ref());
+        let options = check_view_options(options)?;
         check_set_operations(&query.body)?;
-        let mut query = query.clone();
+        let mut query: Query = (**query).clone();
         inner.expand_hidden(&mut query);
         let window = inner.rewrite_windows(&mut query, ksql_window)?;
         let emit_final = emit == Some(Emit::Final);
@@ -432,29 +426,8 @@ impl Database {
 
     /// The dataflow a CREATE ... AS statement would get (EXPLAIN).
     pub(super) fn build_view(&self, stmt: &EddyStatement) -> Result<Dataflow> {
-        let EddyStatement::CreateView {
-            name,
-            kind,
-            query,
-            emit,
-            window,
-            options,
-            ..
-        } = stmt
-        else {
-            return Err(EddyError::internal("not a CREATE ... AS"));
-        };
-        let view_options = check_view_options(options)?;
         let inner = self.lock();
-        self.plan_view(
-            &inner,
-            name,
-            *kind,
-            query,
-            window.as_ref(),
-            *emit,
-            view_options,
-        )
+        self.plan_view(&inner, stmt)
     }
 
     /// Rebuild a view from scratch: new operators, backfilled from its inputs' current
@@ -467,29 +440,12 @@ impl Database {
             return Ok(());
         }
         let stmt = crate::sql::parse_statement(&rel.create_sql)?;
-        let EddyStatement::CreateView {
-            kind,
-            query,
-            emit,
-            window,
-            options,
-            ..
-        } = &stmt
-        else {
+        let EddyStatement::CreateView { kind, .. } = &stmt else {
             return Err(EddyError::internal(
                 "a view's CREATE statement did not parse back",
             ));
         };
-        let view_options = check_view_options(options)?;
-        let flow = self.plan_view(
-            inner,
-            name,
-            *kind,
-            query,
-            window.as_ref(),
-            *emit,
-            view_options,
-        )?;
+        let flow = self.plan_view(inner, &stmt)?;
         let storage = view_storage(*kind, &flow.schema)?;
         let idx = inner
             .relations

@@ -93,7 +93,9 @@ impl<'a> Lowering<'a> {
             ));
         }
         let Some((spec, _)) = self.window.clone() else {
-            return Err(EddyError::internal("session bounds without a window spec"));
+            return Err(EddyError::unsupported(
+                "eddy_session_bound() outside FROM SESSION(...)",
+            ));
         };
         let crate::sql::windows::WindowKind::Session { gap } = spec.kind else {
             return Err(EddyError::internal(
@@ -102,6 +104,13 @@ impl<'a> Lowering<'a> {
         };
         let n = p.expr.len();
         let in_schema = p.input.schema();
+        // Only the projection the SESSION(...) rewrite produces has this shape; the marker
+        // function written by hand anywhere else is refused, never indexed blindly.
+        if n < 2 {
+            return Err(EddyError::unsupported(
+                "SESSION window over a computed relation",
+            ));
+        }
         let plain = p.expr[..n - 2]
             .iter()
             .enumerate()

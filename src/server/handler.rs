@@ -392,8 +392,8 @@ impl SimpleQueryHandler for Connection {
             let mut session = self.session.lock().await;
             self.db.execute(&mut session, &text, &[]).await
         };
-        if copy.is_some() {
-            let result: PgWireResult<()> = async {
+        let result: PgWireResult<()> = if copy.is_some() {
+            async {
                 use pgwire::messages::copy::{CopyData, CopyDone, CopyOutResponse};
                 let Output::Subscription {
                     schema,
@@ -437,46 +437,35 @@ impl SimpleQueryHandler for Connection {
                     .await?;
                 Ok(())
             }
-            .await;
-            if let Err(e) = result {
-                let info = match e {
-                    PgWireError::UserError(info) => *info,
-                    other => ErrorInfo::new("ERROR".into(), "XX000".into(), other.to_string()),
-                };
-                client
-                    .send(PgWireBackendMessage::ErrorResponse(info.into()))
-                    .await?;
-            }
-            client.set_state(PgWireConnectionState::ReadyForQuery);
-            return pgwire::api::query::send_ready_for_query(client, client.transaction_status())
-                .await;
-        }
-        let result: PgWireResult<()> = async {
-            match out {
-                Ok(out) => match to_response(out, &Format::UnifiedText)? {
-                    Response::Query(mut qr) => {
-                        let desc =
-                            RowDescription::new(qr.row_schema.iter().map(Into::into).collect());
-                        client
-                            .send(PgWireBackendMessage::RowDescription(desc))
-                            .await?;
-                        let mut n = 0;
-                        while let Some(row) = qr.data_rows().next().await {
-                            client.send(PgWireBackendMessage::DataRow(row?)).await?;
-                            n += 1;
+            .await
+        } else {
+            async {
+                match out {
+                    Ok(out) => match to_response(out, &Format::UnifiedText)? {
+                        Response::Query(mut qr) => {
+                            let desc =
+                                RowDescription::new(qr.row_schema.iter().map(Into::into).collect());
+                            client
+                                .send(PgWireBackendMessage::RowDescription(desc))
+                                .await?;
+                            let mut n = 0;
+                            while let Some(row) = qr.data_rows().next().await {
+                                client.send(PgWireBackendMessage::DataRow(row?)).await?;
+                                n += 1;
+                            }
+                            let tag: CommandComplete = Tag::new("SELECT").with_rows(n).into();
+                            client
+                                .send(PgWireBackendMessage::CommandComplete(tag))
+                                .await?;
+                            Ok(())
                         }
-                        let tag: CommandComplete = Tag::new("SELECT").with_rows(n).into();
-                        client
-                            .send(PgWireBackendMessage::CommandComplete(tag))
-                            .await?;
-                        Ok(())
-                    }
-                    _ => Err(to_pgwire(EddyError::internal("push query without rows"))),
-                },
-                Err(e) => Err(to_pgwire(e)),
+                        _ => Err(to_pgwire(EddyError::internal("push query without rows"))),
+                    },
+                    Err(e) => Err(to_pgwire(e)),
+                }
             }
-        }
-        .await;
+            .await
+        };
         if let Err(e) = result {
             let info = match e {
                 PgWireError::UserError(info) => *info,
