@@ -98,8 +98,8 @@ impl<'a> Lowering<'a> {
             ));
         };
         let crate::sql::windows::WindowKind::Session { gap } = spec.kind else {
-            return Err(EddyError::internal(
-                "session bounds in a non-session window",
+            return Err(EddyError::unsupported(
+                "eddy_session_bound() outside FROM SESSION(...)",
             ));
         };
         let n = p.expr.len();
