@@ -97,6 +97,40 @@ fn psql_lists_relations() {
         run(&["-c", "\\dt"]),
         "public|s|table|eddy\npublic|t|table|eddy\n"
     );
+
+    // Describing one relation: psql's nine catalog queries, answered as Postgres would.
+    run(&[
+        "-c",
+        "CREATE TABLE orders (id INT PRIMARY KEY, customer VARCHAR(20) NOT NULL, amount DOUBLE PRECISION, price NUMERIC(10,2), at TIMESTAMP); \
+         CREATE VIEW big AS SELECT id, amount FROM orders WHERE amount > 10",
+    ]);
+    assert_eq!(
+        run(&["-c", "\\d orders"]),
+        "id|integer||not null|\n\
+         customer|character varying(20)||not null|\n\
+         amount|double precision|||\n\
+         price|numeric(10,2)|||\n\
+         at|timestamp without time zone|||\n"
+    );
+    let plus = run(&["-c", "\\d+ m"]);
+    assert!(plus.starts_with("count|bigint||||plain|||\n"), "{plus}");
+    assert_eq!(
+        run(&["-c", "SELECT pg_get_viewdef('m'::regclass)"]),
+        " SELECT count(*) FROM s;\n"
+    );
+    assert_eq!(run(&["-c", "\\dv"]), "public|big|view|eddy\n");
+    assert_eq!(
+        run(&["-c", "\\di"]),
+        "public|orders_pkey|index|eddy|orders\npublic|t_pkey|index|eddy|t\n"
+    );
+    assert!(run(&["-c", "\\sv big"]).contains("CREATE OR REPLACE VIEW public.big AS"));
+    assert_eq!(run(&["-c", "\\dn"]), "public|eddy\n");
+    assert!(run(&["-c", "\\l"]).starts_with("eddy|eddy|UTF8|"));
+    assert!(run(&["-c", "\\du"]).starts_with("eddy|Superuser"));
+    // eddy has no user functions, types or extensions: empty lists, not errors.
+    for empty in ["\\df", "\\dT", "\\dx", "\\ds"] {
+        assert_eq!(run(&["-c", empty]), "", "{empty}");
+    }
 }
 
 fn which_psql() -> Option<String> {

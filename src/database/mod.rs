@@ -15,6 +15,7 @@
 mod ddl;
 mod dml;
 pub mod params;
+mod pg_functions;
 mod query;
 mod show;
 
@@ -165,7 +166,7 @@ pub struct Database {
 
 fn base_config() -> SessionConfig {
     let mut config = SessionConfig::new()
-        .with_information_schema(true)
+        .with_information_schema(false)
         .with_default_catalog_and_schema("eddy", "public");
     let opts = config.options_mut();
     opts.sql_parser.map_string_types_to_utf8view = false;

@@ -77,6 +77,7 @@ pub(super) fn with_postgres_functions(state: SessionState) -> Result<SessionStat
             )
         }),
     ));
+    super::pg_functions::register_static(&ctx);
     Ok(ctx.state())
 }
 
@@ -119,26 +120,6 @@ impl datafusion::logical_expr::ScalarUDFImpl for SessionBound {
             "SESSION windows in an ad-hoc query; they are maintained by continuous queries (CREATE ... AS SELECT ... FROM SESSION(...))"
         )
     }
-}
-
-/// `pg_catalog.f(...)` is `f(...)`: clients qualify catalog functions, DataFusion resolves
-/// functions by bare name.
-fn strip_pg_catalog_functions(q: &mut Query) {
-    use datafusion::sql::sqlparser::ast::{visit_expressions_mut, Expr, ObjectName};
-    let _ = visit_expressions_mut(q, |e| {
-        if let Expr::Function(f) = e {
-            if f.name.0.len() == 2
-                && f.name.0[0]
-                    .as_ident()
-                    .map(|i| i.value.eq_ignore_ascii_case("pg_catalog"))
-                    .unwrap_or(false)
-            {
-                let last = f.name.0[1].clone();
-                f.name = ObjectName(vec![last]);
-            }
-        }
-        ControlFlow::<()>::Continue(())
-    });
 }
 
 /// A session context over `state` whose only catalog is `eddy.public` = `schema`. Every
@@ -213,6 +194,51 @@ fn system_relations(inner: &super::Inner) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(schema, columns)?)
 }
 
+/// The `pg_catalog` and `information_schema` relations a statement reads.
+pub(super) fn referenced_catalogs<V: datafusion::sql::sqlparser::ast::Visit>(
+    q: &V,
+) -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut pg = BTreeSet::new();
+    let mut info = BTreeSet::new();
+    let _ = visit_relations(q, |r| {
+        if r.0.len() == 2 {
+            let schema = r.0[0]
+                .as_ident()
+                .map(|i| i.value.to_lowercase())
+                .unwrap_or_default();
+            match schema.as_str() {
+                "pg_catalog" => {
+                    pg.insert(object_name(r));
+                }
+                "information_schema" => {
+                    info.insert(object_name(r));
+                }
+                _ => {}
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    (pg, info)
+}
+
+struct Lookup<'a>(&'a super::Inner);
+
+impl crate::sql::pg_compat::CatalogLookup for Lookup<'_> {
+    fn is_user_relation(&self, name: &str) -> bool {
+        self.0.get(name).is_some() || name == SYSTEM_RELATIONS
+    }
+    fn relation_oid(&self, name: &str) -> Option<i64> {
+        crate::catalog::pg_catalog::relation_by_name(&self.0.relations, name)
+    }
+}
+
+impl super::Inner {
+    /// Rewrite the Postgres-only spellings client tools use in catalog queries.
+    pub(super) fn rewrite_pg_compat(&self, q: &mut Query) -> Result<()> {
+        crate::sql::pg_compat::rewrite(q, &Lookup(self))
+    }
+}
+
 /// Names of the relations a query mentions (CTE names included; unknown ones are skipped).
 pub(super) fn referenced_relations(q: &Query) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
@@ -230,18 +256,29 @@ impl Database {
         &self,
         state: &SessionState,
         names: &BTreeSet<String>,
+        catalogs: &(BTreeSet<String>, BTreeSet<String>),
         empty: bool,
     ) -> Result<SessionContext> {
+        use crate::catalog::pg_catalog as pg;
         let schema = Arc::new(MemorySchemaProvider::new());
         let pg_catalog = Arc::new(MemorySchemaProvider::new());
+        let information_schema = Arc::new(MemorySchemaProvider::new());
+        let register = |s: &MemorySchemaProvider, name: &str, batch: RecordBatch| -> Result<()> {
+            let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
+            s.register_table(name.to_string(), Arc::new(table))?;
+            Ok(())
+        };
+        let ctx;
         {
             let mut inner = self.lock();
-            for t in crate::catalog::pg_catalog::TABLES {
-                if names.contains(*t) {
-                    if let Some(batch) = crate::catalog::pg_catalog::table(t, &inner.relations)? {
-                        let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
-                        pg_catalog.register_table(t.to_string(), Arc::new(table))?;
-                    }
+            for t in &catalogs.0 {
+                if let Some(batch) = pg::table(t, &inner.relations)? {
+                    register(&pg_catalog, t, batch)?;
+                }
+            }
+            for t in &catalogs.1 {
+                if let Some(batch) = pg::information_schema_table(t, &inner.relations)? {
+                    register(&information_schema, t, batch)?;
                 }
             }
             if names.contains(SYSTEM_RELATIONS) {
@@ -261,10 +298,12 @@ impl Database {
                 let table = MemTable::try_new(rel.schema.clone(), vec![batches])?;
                 schema.register_table(name.clone(), Arc::new(table))?;
             }
+            ctx = context_with_schema(state, schema);
+            super::pg_functions::register_catalog(&ctx, &inner.relations);
         }
-        let ctx = context_with_schema(state, schema);
         if let Some(catalog) = ctx.catalog("eddy") {
             catalog.register_schema("pg_catalog", pg_catalog)?;
+            catalog.register_schema("information_schema", information_schema)?;
         }
         Ok(ctx)
     }
@@ -279,9 +318,11 @@ impl Database {
         let rewritten;
         let q = {
             let mut copy = q.clone();
-            strip_pg_catalog_functions(&mut copy);
             {
                 let inner = self.lock();
+                if !for_view {
+                    inner.rewrite_pg_compat(&mut copy)?;
+                }
                 inner.expand_hidden(&mut copy);
                 inner.rewrite_windows(&mut copy, None)?;
             }
@@ -289,12 +330,13 @@ impl Database {
             &rewritten
         };
         let names = referenced_relations(q);
+        let catalogs = referenced_catalogs(q);
         let state = if for_view {
             &self.view_state
         } else {
             &self.batch_state
         };
-        let ctx = self.snapshot_context(state, &names, for_view)?;
+        let ctx = self.snapshot_context(state, &names, &catalogs, for_view)?;
         let stmt = DfStatement::Statement(Box::new(Statement::Query(Box::new(q.clone()))));
         let plan = ctx.state().statement_to_plan(stmt).await?;
         // Views: run the analyzer (type coercion) only; the view state has no optimizer
@@ -372,7 +414,10 @@ impl Database {
         use crate::sql::EddyStatement;
         let stmt = crate::sql::parse_statement(sql)?;
         let ast = match stmt {
-            EddyStatement::Query(q) => Statement::Query(q),
+            EddyStatement::Query(mut q) => {
+                self.lock().rewrite_pg_compat(&mut q)?;
+                Statement::Query(q)
+            }
             EddyStatement::Insert(s) | EddyStatement::Update(s) | EddyStatement::Delete(s) => *s,
             _ => return Ok(vec![]),
         };
@@ -381,7 +426,8 @@ impl Database {
             names.insert(object_name(r));
             ControlFlow::<()>::Continue(())
         });
-        let ctx = self.snapshot_context(&self.batch_state, &names, true)?;
+        let catalogs = referenced_catalogs(&ast);
+        let ctx = self.snapshot_context(&self.batch_state, &names, &catalogs, true)?;
         let plan = match ctx
             .state()
             .statement_to_plan(DfStatement::Statement(Box::new(ast)))

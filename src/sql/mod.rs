@@ -6,6 +6,7 @@
 pub mod hidden;
 pub mod naming;
 pub mod parser;
+pub mod pg_compat;
 pub mod split;
 pub mod types;
 pub mod windows;
