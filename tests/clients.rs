@@ -45,3 +45,18 @@ fn pgjdbc() {
         "pgjdbc client",
     );
 }
+
+#[test]
+fn sqlalchemy_and_pandas() {
+    let server = common::Server::start();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/sqlalchemy_client.py"
+    );
+    run(
+        Command::new("python3")
+            .arg(script)
+            .arg(server.port.to_string()),
+        "SQLAlchemy client",
+    );
+}

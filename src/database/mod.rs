@@ -74,6 +74,8 @@ pub struct Session {
     pub in_transaction: bool,
     /// Writes done since BEGIN: ROLLBACK cannot undo them, and says so.
     pub writes_in_transaction: usize,
+    /// Open savepoints, with the writes done before each.
+    pub savepoints: Vec<(String, usize)>,
 }
 
 pub(crate) struct Inner {
@@ -320,9 +322,50 @@ impl Database {
                 session.settings.insert(name, value);
                 Ok(Output::command("SET"))
             }
+            EddyStatement::Transaction(TransactionOp::Savepoint(name)) => {
+                if !session.in_transaction {
+                    return Err(EddyError::query(
+                        "25P01",
+                        "SAVEPOINT can only be used in transaction blocks",
+                    ));
+                }
+                session
+                    .savepoints
+                    .push((name, session.writes_in_transaction));
+                Ok(Output::command("SAVEPOINT"))
+            }
+            EddyStatement::Transaction(TransactionOp::Release(name)) => {
+                match session.savepoints.iter().rposition(|(n, _)| *n == name) {
+                    Some(i) => {
+                        session.savepoints.truncate(i);
+                        Ok(Output::command("RELEASE"))
+                    }
+                    None => Err(EddyError::query(
+                        "3B001",
+                        format!("savepoint \"{name}\" does not exist"),
+                    )),
+                }
+            }
+            EddyStatement::Transaction(TransactionOp::RollbackTo(name)) => {
+                let Some(i) = session.savepoints.iter().rposition(|(n, _)| *n == name) else {
+                    return Err(EddyError::query(
+                        "3B001",
+                        format!("savepoint \"{name}\" does not exist"),
+                    ));
+                };
+                let writes = session.writes_in_transaction - session.savepoints[i].1;
+                if writes > 0 {
+                    return Err(EddyError::unsupported(format!(
+                        "ROLLBACK TO SAVEPOINT cannot undo the {writes} write statement(s) since the savepoint: eddy applies every statement when it runs (autocommit)"
+                    )));
+                }
+                session.savepoints.truncate(i + 1);
+                Ok(Output::command("ROLLBACK"))
+            }
             EddyStatement::Transaction(TransactionOp::Begin) => {
                 session.in_transaction = true;
                 session.writes_in_transaction = 0;
+                session.savepoints.clear();
                 Ok(Output::Transaction {
                     tag: "BEGIN".into(),
                     open: true,
@@ -330,6 +373,7 @@ impl Database {
             }
             EddyStatement::Transaction(TransactionOp::Commit) => {
                 session.in_transaction = false;
+                session.savepoints.clear();
                 Ok(Output::Transaction {
                     tag: "COMMIT".into(),
                     open: false,
@@ -337,6 +381,7 @@ impl Database {
             }
             EddyStatement::Transaction(TransactionOp::Rollback) => {
                 session.in_transaction = false;
+                session.savepoints.clear();
                 let writes = std::mem::take(&mut session.writes_in_transaction);
                 if writes > 0 {
                     return Err(EddyError::unsupported(format!(

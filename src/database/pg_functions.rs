@@ -244,19 +244,21 @@ pub fn register_static(ctx: &SessionContext) {
         Some(ScalarValue::Int64(Some(1)))
     }));
     ctx.register_udf(udf("quote_ident", t.clone(), |a| {
-        let s = text(a.first())?;
-        let plain = s
-            .chars()
-            .next()
-            .map(|c| c.is_ascii_lowercase() || c == '_')
-            .unwrap_or(false)
-            && s.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-        utf8(if plain {
-            s
-        } else {
-            format!("\"{}\"", s.replace('"', "\"\""))
-        })
+        utf8(quote_ident(&text(a.first())?))
+    }));
+    ctx.register_udf(udf("format", t.clone(), |a| {
+        format(&text(a.first())?, &a[1..]).and_then(utf8)
+    }));
+    let list = DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
+    ctx.register_udf(udf("parse_ident", list, |a| {
+        let parts: Vec<ScalarValue> = parse_ident(&text(a.first())?)?
+            .into_iter()
+            .map(|p| ScalarValue::Utf8(Some(p)))
+            .collect();
+        Some(ScalarValue::List(ScalarValue::new_list_nullable(
+            &parts,
+            &DataType::Utf8,
+        )))
     }));
     ctx.register_udf(udf("array_upper", DataType::Int32, |a| {
         let n = match a.first()? {
@@ -273,6 +275,95 @@ pub fn register_static(ctx: &SessionContext) {
             _ => None,
         }
     }));
+}
+
+fn quote_ident(s: &str) -> String {
+    let plain = s
+        .chars()
+        .next()
+        .map(|c| c.is_ascii_lowercase() || c == '_')
+        .unwrap_or(false)
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        s.to_string()
+    } else {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    }
+}
+
+/// Postgres' `format(fmt, ...)`: `%s` text (NULL as empty), `%I` identifier, `%L` literal,
+/// `%%`. `None` (an error in Postgres) when there are too few arguments.
+fn format(fmt: &str, args: &[ScalarValue]) -> Option<String> {
+    let mut out = String::new();
+    let mut next = 0;
+    let mut chars = fmt.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let spec = chars.next()?;
+        if spec == '%' {
+            out.push('%');
+            continue;
+        }
+        let arg = text(args.get(next));
+        if next >= args.len() {
+            return None;
+        }
+        next += 1;
+        match spec {
+            's' => out.push_str(arg.as_deref().unwrap_or("")),
+            'I' => out.push_str(&quote_ident(arg.as_deref()?)),
+            'L' => match arg {
+                Some(v) => out.push_str(&format!("'{}'", v.replace('\'', "''"))),
+                None => out.push_str("NULL"),
+            },
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// `parse_ident('a."B".c')` = `{a,B,c}`: unquoted parts fold to lower case.
+fn parse_ident(s: &str) -> Option<Vec<String>> {
+    let mut parts = Vec::new();
+    let mut chars = s.trim().chars().peekable();
+    loop {
+        let mut part = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next()? {
+                    '"' if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        part.push('"');
+                    }
+                    '"' => break,
+                    c => part.push(c),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == '.' {
+                    break;
+                }
+                part.push(c.to_ascii_lowercase());
+                chars.next();
+            }
+            part = part.trim().to_string();
+        }
+        if part.is_empty() {
+            return None;
+        }
+        parts.push(part);
+        match chars.next() {
+            Some('.') => continue,
+            None => return Some(parts),
+            Some(_) => return None,
+        }
+    }
 }
 
 /// Functions that read the catalog, bound to one snapshot of it.

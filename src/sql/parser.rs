@@ -55,11 +55,14 @@ pub enum DropKind {
     View,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransactionOp {
     Begin,
     Commit,
     Rollback,
+    Savepoint(String),
+    Release(String),
+    RollbackTo(String),
 }
 
 #[derive(Debug, Clone)]
@@ -209,6 +212,21 @@ fn parse_inner(sql: &str) -> Result<EddyStatement> {
             Ok(EddyStatement::Transaction(TransactionOp::Begin))
         }
         ("COMMIT", _, _) | ("END", _, _) => Ok(EddyStatement::Transaction(TransactionOp::Commit)),
+        ("SAVEPOINT", _, _) => Ok(EddyStatement::Transaction(TransactionOp::Savepoint(
+            savepoint_name(sql, 1),
+        ))),
+        ("RELEASE", "SAVEPOINT", _) => Ok(EddyStatement::Transaction(TransactionOp::Release(
+            savepoint_name(sql, 2),
+        ))),
+        ("RELEASE", _, _) => Ok(EddyStatement::Transaction(TransactionOp::Release(
+            savepoint_name(sql, 1),
+        ))),
+        ("ROLLBACK", "TO", "SAVEPOINT") => Ok(EddyStatement::Transaction(
+            TransactionOp::RollbackTo(savepoint_name(sql, 3)),
+        )),
+        ("ROLLBACK", "TO", _) => Ok(EddyStatement::Transaction(TransactionOp::RollbackTo(
+            savepoint_name(sql, 2),
+        ))),
         ("ROLLBACK", _, _) | ("ABORT", _, _) => {
             Ok(EddyStatement::Transaction(TransactionOp::Rollback))
         }
@@ -229,6 +247,22 @@ fn parse_inner(sql: &str) -> Result<EddyStatement> {
             }
             other => Ok(other),
         },
+    }
+}
+
+/// The savepoint name after `skip` leading words (`SAVEPOINT x`, `ROLLBACK TO SAVEPOINT x`).
+fn savepoint_name(sql: &str, skip: usize) -> String {
+    let word = sql
+        .trim()
+        .trim_end_matches(';')
+        .split_whitespace()
+        .nth(skip)
+        .unwrap_or("")
+        .to_string();
+    if word.starts_with('"') {
+        word.trim_matches('"').to_string()
+    } else {
+        word.to_lowercase()
     }
 }
 

@@ -16,9 +16,10 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, visit_relations_mut, BinaryOperator, CastKind, DataType, Expr, Function,
-    FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident, ObjectName,
-    ObjectNamePart, Query, Select, SelectItem, SetExpr, TableFactor, TableWithJoins, Value,
+    visit_expressions_mut, visit_relations_mut, AccessExpr, BinaryOperator, CastKind, DataType,
+    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident,
+    ObjectName, ObjectNamePart, Query, Select, SelectItem, SetExpr, Statement, TableFactor,
+    TableWithJoins, Value, VisitMut, VisitorMut,
 };
 
 use crate::catalog::pg_catalog::{self, types, ALWAYS_EMPTY};
@@ -39,6 +40,9 @@ pub const REGNAMESPACE_FUNCTION: &str = "eddy_regnamespace";
 pub fn rewrite(q: &mut Query, catalog: &dyn CatalogLookup) -> Result<()> {
     qualify_catalog_relations(q, catalog);
     empty_selects(q, catalog);
+    let _ = q.visit(&mut TableFunctions);
+    let expanded = expandarray_aliases(q);
+    let _ = q.visit(&mut ExpandArray(&expanded));
     let mut err = None;
     let _ = visit_expressions_mut(q, |e| {
         if let Err(x) = rewrite_expr(e, catalog) {
@@ -393,6 +397,210 @@ fn type_name(t: &DataType) -> String {
         .unwrap_or(s)
 }
 
+/// `generate_series(1, array_upper(a, 1))`: DataFusion's generate_series takes bigints.
+struct TableFunctions;
+
+impl VisitorMut for TableFunctions {
+    type Break = ();
+    fn pre_visit_table_factor(&mut self, f: &mut TableFactor) -> ControlFlow<()> {
+        let TableFactor::Table {
+            name,
+            args: Some(args),
+            alias,
+            ..
+        } = f
+        else {
+            return ControlFlow::Continue(());
+        };
+        let fname = last_name(name);
+        if fname == "generate_series" {
+            for a in args.args.iter_mut() {
+                if let FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) = a {
+                    *x = bigint(x.clone());
+                }
+            }
+            // `generate_series(...) AS i`: Postgres names the column after the alias.
+            if let Some(a) = alias.as_mut() {
+                if a.columns.is_empty() {
+                    a.columns = vec![
+                        datafusion::sql::sqlparser::ast::TableAliasColumnDef::from_name(
+                            a.name.value.clone(),
+                        ),
+                    ];
+                }
+            }
+        } else if !TABLE_FUNCTIONS.contains(&fname.as_str()) {
+            // A scalar function in FROM is a one-row table whose column is named after
+            // the alias (Grafana: `string_to_array(current_setting('search_path'), ',') s`).
+            let column = alias
+                .as_ref()
+                .map(|a| a.name.value.clone())
+                .unwrap_or_else(|| fname.clone());
+            let call = Expr::Function(Function {
+                name: ObjectName::from(vec![Ident::new(fname.clone())]),
+                uses_odbc_syntax: false,
+                parameters: FunctionArguments::None,
+                args: FunctionArguments::List(FunctionArgumentList {
+                    duplicate_treatment: None,
+                    args: args.args.clone(),
+                    clauses: vec![],
+                }),
+                filter: None,
+                null_treatment: None,
+                over: None,
+                within_group: vec![],
+            });
+            let sql = format!(
+                "SELECT {call} AS {}",
+                Ident::with_quote('"', column.clone())
+            );
+            if let Ok(Statement::Query(q)) = datafusion::sql::sqlparser::parser::Parser::new(
+                &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+            )
+            .try_with_sql(&sql)
+            .and_then(|mut p| p.parse_statement())
+            {
+                *f = TableFactor::Derived {
+                    lateral: false,
+                    subquery: q,
+                    alias: Some(alias.clone().unwrap_or(
+                        datafusion::sql::sqlparser::ast::TableAlias {
+                            explicit: true,
+                            name: Ident::new(column),
+                            columns: vec![],
+                            at: None,
+                        },
+                    )),
+                    sample: None,
+                };
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn bigint(x: Expr) -> Expr {
+    Expr::Cast {
+        kind: CastKind::Cast,
+        expr: Box::new(x),
+        data_type: DataType::BigInt(None),
+        array: false,
+        format: None,
+    }
+}
+
+/// Aliases given to `_pg_expandarray(a)` (pgjdbc: `... AS KEYS`, then `(result.KEYS).x`).
+fn expandarray_aliases(q: &mut Query) -> Vec<String> {
+    let mut out = Vec::new();
+    let _ = q.visit(&mut AliasCollector(&mut out));
+    out
+}
+
+struct AliasCollector<'a>(&'a mut Vec<String>);
+
+impl VisitorMut for AliasCollector<'_> {
+    type Break = ();
+    fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+        if let SetExpr::Select(s) = q.body.as_ref() {
+            for item in &s.projection {
+                if let SelectItem::ExprWithAlias {
+                    expr: Expr::Function(f),
+                    alias,
+                } = item
+                {
+                    if last_name(&f.name) == "_pg_expandarray" {
+                        self.0.push(alias.value.to_lowercase());
+                    }
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn first_arg(f: &Function) -> Option<Expr> {
+    match &f.args {
+        FunctionArguments::List(l) => match l.args.first() {
+            Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(a))) => Some(a.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// `generate_subscripts(a, 1)`: `unnest(range(1, array_length(a) + 1))`. Beside
+/// `unnest(a)` in one SELECT both run in step, as in Postgres.
+fn subscripts(a: Expr) -> Expr {
+    let len = bigint(function("array_length", vec![a]));
+    let stop = Expr::BinaryOp {
+        left: Box::new(function(
+            "coalesce",
+            vec![len, Expr::value(Value::Number("0".into(), false))],
+        )),
+        op: BinaryOperator::Plus,
+        right: Box::new(Expr::value(Value::Number("1".into(), false))),
+    };
+    let range = function(
+        "range",
+        vec![Expr::value(Value::Number("1".into(), false)), stop],
+    );
+    function("unnest", vec![range])
+}
+
+/// `(_pg_expandarray(a)).n` / `.x`: the subscripts / elements of `a`, in step; and
+/// `(result.KEYS).x` where `KEYS` was `_pg_expandarray(a)`. Before the main pass, which
+/// rewrites a bare `_pg_expandarray(a)` to its elements.
+struct ExpandArray<'a>(&'a [String]);
+
+impl VisitorMut for ExpandArray<'_> {
+    type Break = ();
+    fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+        let expanded = self.0;
+        match e {
+            // `(_pg_expandarray(a)).n` / `.x`: the subscripts / elements of `a`, in step.
+            Expr::CompoundFieldAccess { root, access_chain } => {
+                let mut r = root.as_ref();
+                while let Expr::Nested(inner) = r {
+                    r = inner;
+                }
+                let field = field_name(access_chain);
+                match (r, field.as_deref()) {
+                    (Expr::Function(f), Some(field))
+                        if ["_pg_expandarray", "information_schema._pg_expandarray"]
+                            .contains(&f.name.to_string().to_lowercase().as_str()) =>
+                    {
+                        if let Some(a) = first_arg(f) {
+                            *e = if field == "n" {
+                                subscripts(a)
+                            } else {
+                                function("unnest", vec![a])
+                            };
+                        }
+                    }
+                    (Expr::CompoundIdentifier(parts), Some("x"))
+                        if parts
+                            .last()
+                            .map(|i| expanded.contains(&i.value.to_lowercase()))
+                            .unwrap_or(false) =>
+                    {
+                        *e = r.clone();
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn field_name(chain: &[AccessExpr]) -> Option<String> {
+    match chain {
+        [AccessExpr::Dot(Expr::Identifier(i))] => Some(i.value.to_lowercase()),
+        _ => None,
+    }
+}
+
 fn rewrite_expr(e: &mut Expr, catalog: &dyn CatalogLookup) -> Result<()> {
     match e {
         Expr::BinaryOp { op, .. } => {
@@ -518,6 +726,19 @@ fn rewrite_expr(e: &mut Expr, catalog: &dyn CatalogLookup) -> Result<()> {
                 let last = f.name.0[1].clone();
                 f.name = ObjectName(vec![last]);
             }
+            if last_name(&f.name) == "generate_subscripts" {
+                if let Some(a) = first_arg(f) {
+                    *e = subscripts(a);
+                    return Ok(());
+                }
+            }
+            // A bare `_pg_expandarray(a)` is its elements (see CompoundFieldAccess).
+            if last_name(&f.name) == "_pg_expandarray" {
+                if let Some(a) = first_arg(f) {
+                    *e = function("unnest", vec![a]);
+                    return Ok(());
+                }
+            }
             // ARRAY(SELECT x ...) is (SELECT array_agg(x) ...).
             if last_name(&f.name) == "array" {
                 if let FunctionArguments::Subquery(sub) = &f.args {
@@ -555,6 +776,29 @@ fn rewrite_expr(e: &mut Expr, catalog: &dyn CatalogLookup) -> Result<()> {
                         }
                     }
                 }
+            }
+        }
+        Expr::Like {
+            pattern,
+            escape_char,
+            ..
+        }
+        | Expr::ILike {
+            pattern,
+            escape_char,
+            ..
+        } => {
+            // DataFusion's LIKE escapes with a backslash only: translate the pattern.
+            let esc = escape_char.as_ref().and_then(|v| match &v.value {
+                Value::SingleQuotedString(s) => Some(s.clone()),
+                _ => None,
+            });
+            if let Some(esc) = esc.filter(|e| e != "\\" && e.chars().count() == 1) {
+                let lit = |s: &str| Expr::value(Value::SingleQuotedString(s.to_string()));
+                let inner = std::mem::replace(pattern.as_mut(), Expr::value(Value::Null));
+                let doubled = function("replace", vec![inner, lit("\\"), lit("\\\\")]);
+                **pattern = function("replace", vec![doubled, lit(&esc), lit("\\")]);
+                *escape_char = None;
             }
         }
         Expr::Subquery(sub) => {

@@ -13,6 +13,56 @@ public class JdbcClient {
         }
     }
 
+    static java.util.List<String> column(ResultSet r, String name) throws SQLException {
+        java.util.List<String> out = new java.util.ArrayList<>();
+        while (r.next()) out.add(r.getString(name));
+        r.close();
+        return out;
+    }
+
+    // DatabaseMetaData: what DBeaver, Metabase and Tableau read to show the schema.
+    static void metadata(Connection c) throws SQLException {
+        try (Statement s = c.createStatement()) {
+            s.executeUpdate("CREATE VIEW cheap AS SELECT id, px FROM trades WHERE px < 105");
+        }
+        c.commit();
+        DatabaseMetaData md = c.getMetaData();
+        check(md.getDatabaseProductName().equals("PostgreSQL"), "product " + md.getDatabaseProductName());
+        java.util.List<String> schemas = column(md.getSchemas(), "TABLE_SCHEM");
+        check(schemas.contains("public") && schemas.contains("pg_catalog"), "schemas " + schemas);
+        check(column(md.getTables(null, "public", "%", new String[] {"TABLE"}), "TABLE_NAME").equals(java.util.List.of("trades")), "tables");
+        check(column(md.getTables(null, "public", "%", new String[] {"VIEW"}), "TABLE_NAME").equals(java.util.List.of("cheap")), "views");
+        check(column(md.getTables(null, "public", "%", new String[] {"MATERIALIZED VIEW"}), "TABLE_NAME").equals(java.util.List.of("by_sym")), "matviews");
+        try (ResultSet r = md.getTables(null, "public", "by_sym", null)) {
+            check(r.next() && r.getString("TABLE_TYPE").equals("MATERIALIZED VIEW"), "by_sym type");
+        }
+        try (ResultSet r = md.getColumns(null, "public", "trades", "%")) {
+            String[] names = {"id", "sym", "px", "qty", "at", "buy"};
+            int[] types = {Types.INTEGER, Types.VARCHAR, Types.NUMERIC, Types.BIGINT, Types.TIMESTAMP, Types.BIT};
+            for (int i = 0; i < names.length; i++) {
+                check(r.next(), "column " + i);
+                check(r.getString("COLUMN_NAME").equals(names[i]), "column name " + r.getString("COLUMN_NAME"));
+                check(r.getInt("DATA_TYPE") == types[i], names[i] + " type " + r.getInt("DATA_TYPE"));
+                check(r.getInt("ORDINAL_POSITION") == i + 1, "ordinal");
+            }
+            check(!r.next(), "six columns");
+        }
+        try (ResultSet r = md.getColumns(null, "public", "trades", "px")) {
+            check(r.next() && r.getInt("COLUMN_SIZE") == 12 && r.getInt("DECIMAL_DIGITS") == 4, "numeric(12,4)");
+            check(r.getString("TYPE_NAME").equals("numeric"), "type name " + r.getString("TYPE_NAME"));
+        }
+        try (ResultSet r = md.getColumns(null, "public", "trades", "id")) {
+            check(r.next() && r.getInt("NULLABLE") == DatabaseMetaData.columnNoNulls, "key is not null");
+        }
+        check(column(md.getColumns(null, "public", "by_sym", "%"), "COLUMN_NAME").equals(java.util.List.of("sym", "n", "q", "top")), "view columns");
+        check(column(md.getPrimaryKeys(null, "public", "trades"), "COLUMN_NAME").equals(java.util.List.of("id")), "primary key");
+        check(column(md.getImportedKeys(null, "public", "trades"), "FKCOLUMN_NAME").isEmpty(), "no foreign keys");
+        check(column(md.getIndexInfo(null, "public", "trades", false, false), "INDEX_NAME").contains("trades_pkey"), "index info");
+        check(column(md.getTypeInfo(), "TYPE_NAME").contains("int4"), "type info");
+        column(md.getFunctions(null, "public", "%"), "FUNCTION_NAME");
+        c.commit();
+    }
+
     public static void main(String[] args) throws Exception {
         String url = "jdbc:postgresql://127.0.0.1:" + args[0] + "/eddy?prepareThreshold=2";
         try (Connection c = DriverManager.getConnection(url, "eddy", "")) {
@@ -75,6 +125,7 @@ public class JdbcClient {
                 }
             }
             c.commit();
+            metadata(c);
         }
         System.out.println("jdbc ok");
     }
