@@ -28,6 +28,27 @@ struct Cli {
         global = true
     )]
     data_dir: PathBuf,
+    /// Require this password (SCRAM-SHA-256 by default); without one, every user is
+    /// trusted, which is meant for a server on loopback.
+    #[arg(long, env = "EDDY_PASSWORD", global = true, hide_env_values = true)]
+    password: Option<String>,
+    /// The user the password belongs to.
+    #[arg(long, env = "EDDY_USER", default_value = "eddy", global = true)]
+    user: String,
+    /// How clients prove the password: scram-sha-256, or md5 for old clients.
+    #[arg(
+        long,
+        env = "EDDY_AUTH_METHOD",
+        default_value = "scram-sha-256",
+        global = true
+    )]
+    auth_method: String,
+    /// TLS certificate chain (PEM); with --tls-key, clients may connect with TLS.
+    #[arg(long, env = "EDDY_TLS_CERT", global = true, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "EDDY_TLS_KEY", global = true, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -45,14 +66,46 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(&cli.listen, &cli.data_dir),
+    match cli.command.as_ref().unwrap_or(&Command::Serve) {
+        Command::Serve => {
+            let config = server_config(&cli)?;
+            serve(&cli.listen, &cli.data_dir, config)
+        }
     }
 }
 
-fn serve(listen: &str, data_dir: &PathBuf) -> anyhow::Result<()> {
+fn server_config(cli: &Cli) -> anyhow::Result<eddy::server::ServerConfig> {
+    use eddy::server::{Auth, PasswordMethod, ServerConfig};
+    let method = match cli.auth_method.to_lowercase().as_str() {
+        "scram-sha-256" | "scram" => PasswordMethod::ScramSha256,
+        "md5" => PasswordMethod::Md5,
+        other => anyhow::bail!("--auth-method {other}: expected scram-sha-256 or md5"),
+    };
+    let mut config = ServerConfig {
+        auth: match &cli.password {
+            Some(p) => Auth::Password {
+                user: cli.user.clone(),
+                password: p.clone(),
+                method,
+            },
+            None => Auth::Trust,
+        },
+        ..Default::default()
+    };
+    if let (Some(cert), Some(key)) = (&cli.tls_cert, &cli.tls_key) {
+        config = config.with_tls(cert, key)?;
+    }
+    Ok(config)
+}
+
+fn serve(
+    listen: &str,
+    data_dir: &PathBuf,
+    config: eddy::server::ServerConfig,
+) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -64,12 +117,15 @@ fn serve(listen: &str, data_dir: &PathBuf) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("listening on {listen}"))?;
         // Tests and scripts read this line to find the port.
+        if matches!(config.auth, eddy::server::Auth::Trust) && !addr.ip().is_loopback() {
+            tracing::warn!(%addr, "no --password: every client is trusted on a non-loopback address");
+        }
         println!("eddy listening on {addr} (data in {})", data_dir.display());
         println!("connect with: psql -h {} -p {}", addr.ip(), addr.port());
         use std::io::Write;
         std::io::stdout().flush()?;
         tokio::select! {
-            r = eddy::server::serve(db, listener) => r.context("serving")?,
+            r = eddy::server::serve_with(db, listener, config) => r.context("serving")?,
             _ = tokio::signal::ctrl_c() => eprintln!("shutting down"),
         }
         Ok(())

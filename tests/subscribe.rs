@@ -175,3 +175,79 @@ async fn psql_reads_a_push_query_with_copy() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_request_stops_a_push_query() {
+    let server = Server::start();
+    let writer = server.connect().await;
+    writer
+        .batch_execute("CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (1)")
+        .await
+        .unwrap();
+    let reader = server.connect().await;
+    let token = reader.cancel_token();
+    let stream = reader.simple_query_raw("SUBSCRIBE t").await.unwrap();
+    futures::pin_mut!(stream);
+    assert_eq!(&next_row(&mut stream).await[1..], &["1", "1"]);
+    token
+        .cancel_query(tokio_postgres::NoTls)
+        .await
+        .expect("cancel request sent");
+    let end = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match stream.next().await {
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Some(e),
+                None => return None,
+            }
+        }
+    })
+    .await
+    .expect("the push query ends on cancel")
+    .expect("with an error");
+    assert_eq!(common::sqlstate(&end), "57014", "{end}");
+    drop(stream);
+    // The connection is usable afterwards, and other connections never noticed.
+    let rows = common::query_rows(&reader, "SELECT count(*) FROM t")
+        .await
+        .unwrap();
+    assert_eq!(rows, vec![vec!["1"]]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_ctrl_c_cancels_a_push_query() {
+    let server = Server::start();
+    let writer = server.connect().await;
+    writer
+        .batch_execute("CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (1)")
+        .await
+        .unwrap();
+    let port = server.port.to_string();
+    // psql sends a CancelRequest on SIGINT, as when the user presses Ctrl-C.
+    let out = tokio::process::Command::new("timeout")
+        .args([
+            "-s",
+            "INT",
+            "2",
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "eddy",
+            "-d",
+            "eddy",
+            "-X",
+            "-c",
+            "SUBSCRIBE t",
+        ])
+        .output()
+        .await
+        .expect("psql");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("canceling statement due to user request"),
+        "{err}"
+    );
+}

@@ -24,22 +24,30 @@ use pgwire::messages::PgWireBackendMessage;
 use tokio::sync::Mutex;
 
 use super::params::{needs_inference, render_parameters};
-use super::startup::TrustStartup;
+use super::startup::{cancel_handle, Startup};
 use crate::database::{Database, Output, Session};
 use crate::error::EddyError;
 
 pub struct ConnectionHandlers {
     conn: Arc<Connection>,
+    startup: Arc<Startup>,
+    manager: Arc<pgwire::api::ConnectionManager>,
 }
 
 impl ConnectionHandlers {
-    pub fn new(db: Arc<Database>) -> Self {
+    pub fn new(
+        db: Arc<Database>,
+        config: &super::ServerConfig,
+        manager: Arc<pgwire::api::ConnectionManager>,
+    ) -> Self {
         ConnectionHandlers {
             conn: Arc::new(Connection {
                 db,
                 session: Mutex::new(Session::default()),
                 parser: Arc::new(SqlParser),
             }),
+            startup: Arc::new(Startup::new(config, manager.clone())),
+            manager,
         }
     }
 }
@@ -54,7 +62,13 @@ impl PgWireServerHandlers for ConnectionHandlers {
     }
 
     fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
-        Arc::new(TrustStartup::new())
+        self.startup.clone()
+    }
+
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        Arc::new(pgwire::api::cancel::DefaultCancelHandler::new(
+            self.manager.clone(),
+        ))
     }
 
     fn copy_handler(&self) -> Arc<impl pgwire::api::copy::CopyHandler> {
@@ -152,8 +166,10 @@ fn subscription_response(
     subscription: crate::view::subscription::Subscription,
     limit: Option<usize>,
     format: &Format,
+    cancel: Option<futures::channel::oneshot::Receiver<()>>,
 ) -> PgWireResult<Response> {
     let (out_schema, batches) = subscription_batches(schema, snapshot, subscription, limit);
+    let batches = until_cancelled(batches, cancel);
     let fields = Arc::new(fields(&out_schema, format)?);
     let rows_fields = fields.clone();
     let rows = batches.flat_map(move |b| {
@@ -335,8 +351,42 @@ fn to_response(out: Output, format: &Format) -> PgWireResult<Response> {
             snapshot,
             subscription,
             limit,
-        } => subscription_response(schema, snapshot, subscription, limit, format),
+        } => subscription_response(schema, snapshot, subscription, limit, format, None),
     }
+}
+
+/// A push query's rows until the client cancels it (a CancelRequest, e.g. psql's Ctrl-C):
+/// then one 57014 error, as Postgres answers a cancelled statement.
+fn until_cancelled<S>(
+    batches: S,
+    cancel: Option<futures::channel::oneshot::Receiver<()>>,
+) -> impl futures::Stream<Item = PgWireResult<RecordBatch>> + Send
+where
+    S: futures::Stream<Item = PgWireResult<RecordBatch>> + Send + 'static,
+{
+    let cancelled = async move {
+        if let Some(rx) = cancel {
+            // Err: the handle was replaced or dropped, which is not a cancel.
+            if rx.await.is_ok() {
+                return;
+            }
+        }
+        futures::future::pending::<()>().await
+    };
+    let state = (Box::pin(batches), Box::pin(cancelled), false);
+    stream::unfold(state, |(mut batches, mut cancelled, done)| async move {
+        if done {
+            return None;
+        }
+        tokio::select! {
+            biased;
+            _ = &mut cancelled => Some((
+                Err(to_pgwire(EddyError::query("57014", "canceling statement due to user request"))),
+                (batches, cancelled, true),
+            )),
+            b = batches.next() => b.map(|b| (b, (batches, cancelled, false))),
+        }
+    })
 }
 
 /// `SUBSCRIBE ...` or `SELECT ... EMIT CHANGES`, alone in its query string.
@@ -384,6 +434,10 @@ impl SimpleQueryHandler for Connection {
             return self._on_query(client, query).await;
         }
         client.set_state(PgWireConnectionState::QueryInProgress);
+        let cancel = match cancel_handle(client) {
+            Some(h) => Some(h.start_query().await),
+            None => None,
+        };
         let copy = copy_subscribe_inner(&query.query).map(str::to_string);
         let text = copy
             .clone()
@@ -408,6 +462,7 @@ impl SimpleQueryHandler for Connection {
                 };
                 let (out_schema, batches) =
                     subscription_batches(schema, snapshot, subscription, limit);
+                let batches = until_cancelled(batches, cancel);
                 let n = out_schema.fields().len();
                 client
                     .send(PgWireBackendMessage::CopyOutResponse(CopyOutResponse::new(
@@ -440,8 +495,24 @@ impl SimpleQueryHandler for Connection {
             .await
         } else {
             async {
+                let out = out.map(|o| match o {
+                    Output::Subscription {
+                        schema,
+                        snapshot,
+                        subscription,
+                        limit,
+                    } => subscription_response(
+                        schema,
+                        snapshot,
+                        subscription,
+                        limit,
+                        &Format::UnifiedText,
+                        cancel,
+                    ),
+                    other => to_response(other, &Format::UnifiedText),
+                });
                 match out {
-                    Ok(out) => match to_response(out, &Format::UnifiedText)? {
+                    Ok(out) => match out? {
                         Response::Query(mut qr) => {
                             let desc =
                                 RowDescription::new(qr.row_schema.iter().map(Into::into).collect());

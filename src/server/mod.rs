@@ -9,13 +9,81 @@ mod startup;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use pgwire::api::ConnectionManager;
 use tokio::net::TcpListener;
 
 use crate::database::Database;
 use handler::ConnectionHandlers;
 
-/// Accept connections forever.
+/// How clients authenticate.
+#[derive(Debug, Clone, Default)]
+pub enum Auth {
+    /// Any user, no password (the default; meant for loopback).
+    #[default]
+    Trust,
+    /// One user with a password.
+    Password {
+        user: String,
+        password: String,
+        method: PasswordMethod,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordMethod {
+    ScramSha256,
+    /// For old clients only: MD5 hashes are weak.
+    Md5,
+}
+
+/// Front-door configuration.
+#[derive(Clone, Default)]
+pub struct ServerConfig {
+    pub auth: Auth,
+    /// TLS, offered to clients that ask (SSLRequest); plain connections still work.
+    pub tls: Option<pgwire::tokio::TlsAcceptor>,
+}
+
+impl ServerConfig {
+    /// TLS from a PEM certificate chain and private key.
+    pub fn with_tls(
+        mut self,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let certs = CertificateDer::pem_file_iter(cert)
+            .with_context(|| format!("reading TLS certificate {}", cert.display()))?
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("parsing TLS certificate {}", cert.display()))?;
+        anyhow::ensure!(!certs.is_empty(), "no certificate in {}", cert.display());
+        let key_der = PrivateKeyDer::from_pem_file(key)
+            .with_context(|| format!("reading TLS key {}", key.display()))?;
+        let mut tls = tokio_rustls::rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(certs, key_der)
+            .context("TLS certificate and key do not match")?;
+        tls.alpn_protocols = vec![b"postgresql".to_vec()];
+        self.tls = Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls)));
+        Ok(self)
+    }
+}
+
+/// Accept connections forever (trust authentication, no TLS).
 pub async fn serve(db: Arc<Database>, listener: TcpListener) -> std::io::Result<()> {
+    serve_with(db, listener, ServerConfig::default()).await
+}
+
+/// Accept connections forever.
+pub async fn serve_with(
+    db: Arc<Database>,
+    listener: TcpListener,
+    config: ServerConfig,
+) -> std::io::Result<()> {
+    let manager = Arc::new(ConnectionManager::new());
+    let config = Arc::new(config);
     loop {
         let (socket, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -26,9 +94,10 @@ pub async fn serve(db: Arc<Database>, listener: TcpListener) -> std::io::Result<
                 continue;
             }
         };
-        let handlers = ConnectionHandlers::new(db.clone());
+        let handlers = ConnectionHandlers::new(db.clone(), &config, manager.clone());
+        let tls = config.tls.clone();
         tokio::spawn(async move {
-            if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
+            if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });

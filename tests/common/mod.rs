@@ -26,14 +26,38 @@ impl Server {
         s
     }
 
+    /// Start a server with a fresh data directory and extra command-line arguments.
+    /// Its stderr (the log) goes to `<tmp>/eddy.log`.
+    pub fn start_with_args(args: &[&str]) -> Server {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().join("data");
+        let log = std::fs::File::create(tmp.path().join("eddy.log")).expect("log file");
+        let mut s = Server::spawn(&dir, args, Stdio::from(log));
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// The log of a server started with [`Server::start_with_args`].
+    pub fn log(&self) -> String {
+        self._tmp
+            .as_ref()
+            .and_then(|t| std::fs::read_to_string(t.path().join("eddy.log")).ok())
+            .unwrap_or_default()
+    }
+
     /// Start a server on an existing data directory (restart).
     pub fn start_in(dir: &Path) -> Server {
+        Server::spawn(dir, &[], Stdio::inherit())
+    }
+
+    fn spawn(dir: &Path, args: &[&str], stderr: Stdio) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
+            .args(args)
             .env("EDDY_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("start eddy");
         let stdout = child.stdout.take().expect("stdout");
