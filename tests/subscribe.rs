@@ -251,3 +251,83 @@ async fn psql_ctrl_c_cancels_a_push_query() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursors_over_queries_and_push_queries() {
+    let server = Server::start();
+    let c = server.connect().await;
+    c.batch_execute(
+        "CREATE TABLE t (id INT PRIMARY KEY, name TEXT);
+         INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c');",
+    )
+    .await
+    .unwrap();
+    let rows = |sql: &'static str| {
+        let c = &c;
+        async move { common::query_rows(c, sql).await.unwrap() }
+    };
+    // Over a query: the next n rows each time, then none.
+    c.batch_execute("BEGIN; DECLARE q CURSOR FOR SELECT id, name FROM t ORDER BY id")
+        .await
+        .unwrap();
+    assert_eq!(
+        rows("FETCH 2 q").await,
+        vec![vec!["1", "a"], vec!["2", "b"]]
+    );
+    assert_eq!(rows("FETCH FORWARD ALL FROM q").await, vec![vec!["3", "c"]]);
+    assert!(rows("FETCH q").await.is_empty());
+    c.batch_execute("CLOSE q; COMMIT").await.unwrap();
+    let e = c.simple_query("FETCH q").await.unwrap_err();
+    assert_eq!(common::sqlstate(&e), "34000");
+
+    // Over a push query: the snapshot, then nothing until a change (timeout), then it.
+    c.batch_execute("DECLARE s CURSOR FOR SUBSCRIBE t")
+        .await
+        .unwrap();
+    let mut snapshot: Vec<Vec<String>> = rows("FETCH 10 s WITH (timeout = '1s')")
+        .await
+        .into_iter()
+        .map(|r| r[1..].to_vec())
+        .collect();
+    snapshot.sort();
+    assert_eq!(
+        snapshot,
+        vec![
+            vec!["1", "1", "a"],
+            vec!["1", "2", "b"],
+            vec!["1", "3", "c"]
+        ]
+    );
+    assert!(rows("FETCH 10 s WITH (timeout = '200ms')").await.is_empty());
+    let writer = server.connect().await;
+    writer
+        .batch_execute("UPDATE t SET name = 'z' WHERE id = 2")
+        .await
+        .unwrap();
+    let mut change: Vec<Vec<String>> = rows("FETCH ALL s WITH (timeout = '5s')")
+        .await
+        .into_iter()
+        .map(|r| r[1..].to_vec())
+        .collect();
+    change.sort();
+    assert_eq!(change, vec![vec!["-1", "2", "b"], vec!["1", "2", "z"]]);
+
+    // A FETCH waiting for changes is cancellable; the cursor survives it.
+    let token = c.cancel_token();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        token.cancel_query(tokio_postgres::NoTls).await.unwrap();
+    });
+    let e = c.simple_query("FETCH 10 s").await.unwrap_err();
+    assert_eq!(common::sqlstate(&e), "57014", "{e}");
+    canceller.await.unwrap();
+    writer
+        .batch_execute("DELETE FROM t WHERE id = 1")
+        .await
+        .unwrap();
+    let gone = rows("FETCH 10 s WITH (timeout = '5s')").await;
+    assert_eq!(
+        gone.iter().map(|r| r[1..].to_vec()).collect::<Vec<_>>(),
+        vec![vec!["-1", "1", "a"]]
+    );
+}

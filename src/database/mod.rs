@@ -678,7 +678,7 @@ fn in_view(e: EddyError, rel: &Relation) -> EddyError {
 }
 
 /// Positions are relative to the statement; the client wants them relative to its string.
-fn shift_position(e: EddyError, offset: usize) -> EddyError {
+pub(crate) fn shift_position(e: EddyError, offset: usize) -> EddyError {
     match e {
         EddyError::Syntax {
             message,

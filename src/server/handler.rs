@@ -23,6 +23,7 @@ use pgwire::messages::extendedquery::{Describe, TARGET_TYPE_BYTE_STATEMENT};
 use pgwire::messages::PgWireBackendMessage;
 use tokio::sync::Mutex;
 
+use super::cursor::{self, CursorStatement, Cursors};
 use super::params::{needs_inference, render_parameters};
 use super::startup::{cancel_handle, Startup};
 use crate::database::{Database, Output, Session};
@@ -45,6 +46,7 @@ impl ConnectionHandlers {
                 db,
                 session: Mutex::new(Session::default()),
                 parser: Arc::new(SqlParser),
+                cursors: Mutex::new(Cursors::default()),
             }),
             startup: Arc::new(Startup::new(config, manager.clone())),
             manager,
@@ -80,9 +82,98 @@ pub struct Connection {
     db: Arc<Database>,
     session: Mutex<Session>,
     parser: Arc<SqlParser>,
+    cursors: Mutex<Cursors>,
 }
 
 impl Connection {
+    /// DECLARE / FETCH / CLOSE.
+    async fn cursor_statement(
+        &self,
+        stmt: CursorStatement,
+        params: &[String],
+        format: &Format,
+    ) -> PgWireResult<Response> {
+        match stmt {
+            CursorStatement::Declare { name, query } => {
+                let out = {
+                    let mut session = self.session.lock().await;
+                    self.db
+                        .execute(&mut session, &query, params)
+                        .await
+                        .map_err(to_pgwire)?
+                };
+                let (schema, batches, push): (SchemaRef, cursor::Batches, bool) = match out {
+                    Output::Rows { schema, batches } => (
+                        schema,
+                        Box::pin(stream::iter(batches.into_iter().map(Ok))),
+                        false,
+                    ),
+                    Output::Subscription {
+                        schema,
+                        snapshot,
+                        subscription,
+                        limit,
+                    } => {
+                        let (schema, batches) =
+                            subscription_batches(schema, snapshot, subscription, limit);
+                        (schema, Box::pin(batches), true)
+                    }
+                    _ => {
+                        return Err(to_pgwire(EddyError::query(
+                            "42601",
+                            "DECLARE CURSOR needs a query that returns rows",
+                        )))
+                    }
+                };
+                self.cursors
+                    .lock()
+                    .await
+                    .declare(name, schema, batches, push)
+                    .map_err(to_pgwire)?;
+                Ok(Response::Execution(Tag::new("DECLARE CURSOR")))
+            }
+            CursorStatement::Fetch {
+                name,
+                count,
+                timeout,
+            } => {
+                // A CancelRequest drops this future (pgwire selects on it around do_query);
+                // the cursor stays, with what it has not returned yet.
+                let mut cursors = self.cursors.lock().await;
+                let c = cursors.get_mut(&name).map_err(to_pgwire)?;
+                let fetched = c.fetch(count, timeout).await?;
+                let mut r = rows_response(&c.schema, fetched, format)?;
+                if let Response::Query(q) = &mut r {
+                    q.set_command_tag("FETCH");
+                }
+                Ok(r)
+            }
+            CursorStatement::Close(name) => {
+                self.cursors
+                    .lock()
+                    .await
+                    .close(name.as_deref())
+                    .map_err(to_pgwire)?;
+                Ok(Response::Execution(Tag::new("CLOSE CURSOR")))
+            }
+        }
+    }
+
+    /// The row description of a cursor statement (FETCH: the cursor's columns).
+    async fn cursor_fields(
+        &self,
+        stmt: &CursorStatement,
+        format: &Format,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        match stmt {
+            CursorStatement::Fetch { name, .. } => match self.cursors.lock().await.get(name) {
+                Some(c) => fields(&c.schema, format),
+                None => Ok(vec![]),
+            },
+            _ => Ok(vec![]),
+        }
+    }
+
     /// Parameter types as described to the client: its own where it gave one, else what
     /// DataFusion infers from the statement, else text.
     async fn parameter_types(
@@ -557,13 +648,38 @@ impl SimpleQueryHandler for Connection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let mut session = self.session.lock().await;
-        let results = self.db.execute_all(&mut session, query).await;
-        let mut out = Vec::with_capacity(results.len());
-        for r in results {
+        let statements = match crate::sql::split_statements(query) {
+            Ok(s) => s,
+            Err(e) => return Ok(vec![Response::Error(Box::new(error_info(&e)))]),
+        };
+        let mut out = Vec::with_capacity(statements.len());
+        for st in statements {
+            let r = match cursor::parse(&st.text) {
+                Some(Ok(stmt)) => {
+                    match self.cursor_statement(stmt, &[], &Format::UnifiedText).await {
+                        Ok(r) => Ok(r),
+                        Err(PgWireError::UserError(info)) => Err(Response::Error(info)),
+                        Err(e) => return Err(e),
+                    }
+                }
+                Some(Err(e)) => Err(Response::Error(Box::new(error_info(&e)))),
+                None => {
+                    let mut session = self.session.lock().await;
+                    match self.db.execute(&mut session, &st.text, &[]).await {
+                        Ok(o) => Ok(to_response(o, &Format::UnifiedText)?),
+                        Err(e) => Err(Response::Error(Box::new(error_info(
+                            &crate::database::shift_position(e, st.char_offset),
+                        )))),
+                    }
+                }
+            };
             match r {
-                Ok(o) => out.push(to_response(o, &Format::UnifiedText)?),
-                Err(e) => out.push(Response::Error(Box::new(error_info(&e)))),
+                Ok(r) => out.push(r),
+                Err(e) => {
+                    // Stop at the first error, as Postgres does.
+                    out.push(e);
+                    break;
+                }
             }
         }
         Ok(out)
@@ -656,6 +772,23 @@ impl ExtendedQueryHandler for Connection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        if message.target_type != TARGET_TYPE_BYTE_STATEMENT {
+            // A cursor is also a portal of that name (psycopg: DECLARE "c", then Describe
+            // Portal "c").
+            let name = message.name.as_deref().unwrap_or("");
+            if client.portal_store().get_portal(name).is_none() {
+                let fields = {
+                    let cursors = self.cursors.lock().await;
+                    cursors
+                        .get(name)
+                        .map(|c| fields(&c.schema, &Format::UnifiedText))
+                };
+                if let Some(fields) = fields {
+                    let r = DescribePortalResponse::new(fields?);
+                    return send_describe_response(client, &r).await;
+                }
+            }
+        }
         if message.target_type == TARGET_TYPE_BYTE_STATEMENT {
             let name = message.name.as_deref().unwrap_or("");
             if let Some(Entry::Value(stmt)) = client.portal_store().get_statement(name) {
@@ -683,6 +816,12 @@ impl ExtendedQueryHandler for Connection {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let params = self.parameters(portal).await?;
+        if let Some(stmt) = cursor::parse(&portal.statement.statement) {
+            let stmt = stmt.map_err(to_pgwire)?;
+            return self
+                .cursor_statement(stmt, &params, &portal.result_column_format)
+                .await;
+        }
         let mut session = self.session.lock().await;
         let out = self
             .db
@@ -704,6 +843,11 @@ impl ExtendedQueryHandler for Connection {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let sql = &target.statement;
+        if let Some(stmt) = cursor::parse(sql) {
+            let stmt = stmt.map_err(to_pgwire)?;
+            let fields = self.cursor_fields(&stmt, &Format::UnifiedText).await?;
+            return Ok(DescribeStatementResponse::new(vec![], fields));
+        }
         let param_types = self.parameter_types(sql, &target.parameter_types).await?;
         let session = self.session.lock().await;
         let schema = self
@@ -729,6 +873,13 @@ impl ExtendedQueryHandler for Connection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        if let Some(stmt) = cursor::parse(&portal.statement.statement) {
+            let stmt = stmt.map_err(to_pgwire)?;
+            return Ok(DescribePortalResponse::new(
+                self.cursor_fields(&stmt, &portal.result_column_format)
+                    .await?,
+            ));
+        }
         let params = self.parameters(portal).await?;
         let session = self.session.lock().await;
         let schema = self

@@ -2,6 +2,7 @@
 //! the [`Database`], and encodes results with their Postgres type OIDs (text or binary).
 //! One task per connection; a connection's failure never touches another's.
 
+mod cursor;
 mod handler;
 mod params;
 mod startup;

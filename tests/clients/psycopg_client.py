@@ -67,4 +67,25 @@ try:
 except psycopg.errors.UndefinedTable:
     conn.rollback()
 
+# Server-side (named) cursors: DECLARE, Describe Portal, FETCH FORWARD n, CLOSE.
+with conn.cursor(name="srv") as cur:
+    cur.itersize = 2
+    cur.execute("SELECT id FROM orders WHERE id >= %s ORDER BY id", (1,))
+    assert cur.description[0].name == "id"
+    ids = [r[0] for r in cur]
+    assert ids == sorted(ids) and len(ids) >= 3, ids
+conn.commit()
+
+# A live view read while inserts happen, and a push query through a cursor.
+with conn.cursor() as cur:
+    cur.execute("DECLARE live CURSOR FOR SUBSCRIBE per_customer WITH (SNAPSHOT = false)")
+    other = psycopg.connect(f"host=127.0.0.1 port={port} user=eddy dbname=eddy", autocommit=True)
+    other.execute("INSERT INTO orders VALUES (%s, %s, %s, %s, %s)",
+                  (100, "zed", decimal.Decimal("1.00"), datetime.datetime(2026, 1, 1), True))
+    cur.execute("FETCH ALL live WITH (timeout = '5s')")
+    rows = cur.fetchall()
+    assert [r[1:] for r in rows] == [(1, "zed", 1, decimal.Decimal("1.00"))], rows
+    cur.execute("CLOSE live")
+conn.commit()
+
 print("psycopg ok")
