@@ -126,9 +126,12 @@ fn parse_declare(sql: &str, w: &[(usize, String)]) -> Result<CursorStatement> {
         .iter()
         .position(|(_, x)| x.eq_ignore_ascii_case("cursor"))
         .ok_or_else(|| EddyError::syntax("syntax error: expected CURSOR in DECLARE"))?;
+    let mut prev = String::new();
     for (_, opt) in &w[2..cursor] {
-        match opt.to_uppercase().as_str() {
+        let o = opt.to_uppercase();
+        match o.as_str() {
             "BINARY" | "ASENSITIVE" | "INSENSITIVE" | "NO" => {}
+            "SCROLL" if prev == "NO" => {}
             "SCROLL" => return Err(EddyError::unsupported("DECLARE ... SCROLL CURSOR")),
             other => {
                 return Err(EddyError::syntax(format!(
@@ -136,6 +139,7 @@ fn parse_declare(sql: &str, w: &[(usize, String)]) -> Result<CursorStatement> {
                 )))
             }
         }
+        prev = o;
     }
     let for_at = w[cursor..]
         .iter()
