@@ -60,3 +60,20 @@ fn sqlalchemy_and_pandas() {
         "SQLAlchemy client",
     );
 }
+
+#[test]
+fn node_postgres() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/node");
+    assert!(
+        std::path::Path::new(dir).join("node_modules/pg").exists(),
+        "node-postgres: ./scripts/test runs npm install in {dir}"
+    );
+    let server = common::Server::start();
+    run(
+        Command::new("node")
+            .current_dir(dir)
+            .arg("node_client.js")
+            .arg(server.port.to_string()),
+        "node-postgres client",
+    );
+}
