@@ -331,3 +331,55 @@ async fn cursors_over_queries_and_push_queries() {
         vec![vec!["-1", "1", "a"]]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_query_over_the_extended_protocol() {
+    let server = Server::start();
+    let writer = server.connect().await;
+    writer
+        .batch_execute(
+            "CREATE TABLE t (id INT PRIMARY KEY, name TEXT); INSERT INTO t VALUES (1, 'a')",
+        )
+        .await
+        .unwrap();
+    let reader = server.connect().await;
+    // Prepared (Describe gives the row description), then executed without a row limit:
+    // rows arrive as changes commit.
+    let stmt = reader.prepare("SUBSCRIBE t").await.unwrap();
+    let names: Vec<&str> = stmt.columns().iter().map(|c| c.name()).collect();
+    assert_eq!(names, vec!["eddy_time", "eddy_diff", "id", "name"]);
+    let rows = reader
+        .query_raw(&stmt, std::iter::empty::<i32>())
+        .await
+        .unwrap();
+    futures::pin_mut!(rows);
+    let decode = |row: tokio_postgres::Row| {
+        (
+            row.get::<_, i64>(1),
+            row.get::<_, i32>(2),
+            row.get::<_, String>(3),
+        )
+    };
+    let first = tokio::time::timeout(Duration::from_secs(10), rows.next())
+        .await
+        .expect("a row arrives")
+        .expect("open")
+        .expect("no error");
+    assert_eq!(decode(first), (1, 1, "a".to_string()));
+    writer
+        .batch_execute("INSERT INTO t VALUES (2, 'b')")
+        .await
+        .unwrap();
+    let second = tokio::time::timeout(Duration::from_secs(10), rows.next())
+        .await
+        .expect("a row arrives")
+        .expect("open")
+        .expect("no error");
+    assert_eq!(decode(second), (1, 2, "b".to_string()));
+    // A push query cannot share a query string with other statements.
+    let e = writer
+        .simple_query("SELECT 1; SUBSCRIBE t")
+        .await
+        .unwrap_err();
+    assert_eq!(common::sqlstate(&e), "0A000");
+}

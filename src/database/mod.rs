@@ -399,6 +399,33 @@ impl Database {
 
     /// Start a push query on a relation. Without an explicit SNAPSHOT, streams start from
     /// now (as ksqlDB's push queries) and tables and views with their current rows.
+    /// The columns a push query on `name` returns: `eddy_time`, `eddy_diff`, then the
+    /// relation's visible columns.
+    pub fn subscription_schema(&self, name: &str) -> Result<SchemaRef> {
+        use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+        let inner = self.lock();
+        let rel = inner
+            .get(name)
+            .ok_or_else(|| EddyError::UnknownRelation(name.to_string()))?;
+        let mut fields = vec![
+            Field::new(
+                "eddy_time",
+                DataType::Timestamp(TimeUnit::Microsecond, None),
+                false,
+            ),
+            Field::new("eddy_diff", DataType::Int64, false),
+        ];
+        fields.extend(
+            rel.schema
+                .fields()
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !rel.hidden.contains(i))
+                .map(|(_, f)| f.as_ref().clone()),
+        );
+        Ok(Arc::new(Schema::new(fields)))
+    }
+
     fn subscribe(
         &self,
         name: &str,

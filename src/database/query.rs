@@ -475,6 +475,7 @@ impl Database {
                 super::Output::Rows { schema, .. } => Ok(Some(schema)),
                 _ => Ok(None),
             },
+            EddyStatement::Subscribe { name, .. } => Ok(Some(self.subscription_schema(&name)?)),
             EddyStatement::Describe(name) => match self.describe_relation(&name)? {
                 super::Output::Rows { schema, .. } => Ok(Some(schema)),
                 _ => Ok(None),

@@ -653,7 +653,15 @@ impl SimpleQueryHandler for Connection {
             Err(e) => return Ok(vec![Response::Error(Box::new(error_info(&e)))]),
         };
         let mut out = Vec::with_capacity(statements.len());
+        let several = statements.len() > 1;
         for st in statements {
+            if several && is_push_query(&st.text) {
+                // Its rows never end, so nothing after it could run.
+                out.push(Response::Error(Box::new(error_info(&EddyError::unsupported(
+                    "a push query (SUBSCRIBE, EMIT CHANGES) together with other statements in one query string; send it alone",
+                )))));
+                break;
+            }
             let r = match cursor::parse(&st.text) {
                 Some(Ok(stmt)) => {
                     match self.cursor_statement(stmt, &[], &Format::UnifiedText).await {
@@ -775,7 +783,7 @@ impl ExtendedQueryHandler for Connection {
         if message.target_type != TARGET_TYPE_BYTE_STATEMENT {
             // A cursor is also a portal of that name (psycopg: DECLARE "c", then Describe
             // Portal "c").
-            let name = message.name.as_deref().unwrap_or("");
+            let name = message.name.as_deref().unwrap_or(pgwire::api::DEFAULT_NAME);
             if client.portal_store().get_portal(name).is_none() {
                 let fields = {
                     let cursors = self.cursors.lock().await;
@@ -790,7 +798,7 @@ impl ExtendedQueryHandler for Connection {
             }
         }
         if message.target_type == TARGET_TYPE_BYTE_STATEMENT {
-            let name = message.name.as_deref().unwrap_or("");
+            let name = message.name.as_deref().unwrap_or(pgwire::api::DEFAULT_NAME);
             if let Some(Entry::Value(stmt)) = client.portal_store().get_statement(name) {
                 let r = self.do_describe_statement(client, &stmt).await?;
                 let r = StatementDescription {
@@ -801,6 +809,85 @@ impl ExtendedQueryHandler for Connection {
             }
         }
         self._on_describe(client, message).await
+    }
+
+    /// A push query executed without a row limit streams: each row is flushed as its
+    /// change commits (pgwire's default buffers a result until it completes). With a
+    /// row limit (JDBC's fetch size) the default path already suspends and flushes.
+    async fn on_execute<C>(
+        &self,
+        client: &mut C,
+        message: pgwire::messages::extendedquery::Execute,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = String>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        use futures::SinkExt;
+        use pgwire::api::portal::PortalExecutionState;
+        use pgwire::api::PgWireConnectionState;
+        use pgwire::messages::response::CommandComplete;
+        let name = message.name.as_deref().unwrap_or(pgwire::api::DEFAULT_NAME);
+        let portal = match client.portal_store().get_portal(name) {
+            Some(Entry::Value(p)) => Some(p),
+            _ => None,
+        };
+        let Some(portal) =
+            portal.filter(|p| message.max_rows == 0 && is_push_query(&p.statement.statement))
+        else {
+            return self._on_execute(client, message).await;
+        };
+        if !matches!(*portal.state().lock().await, PortalExecutionState::Initial) {
+            return self._on_execute(client, message).await;
+        }
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        let cancel = match cancel_handle(client) {
+            Some(h) => Some(h.start_query().await),
+            None => None,
+        };
+        let params = self.parameters(&portal).await?;
+        let out = {
+            let mut session = self.session.lock().await;
+            self.db
+                .execute(&mut session, &portal.statement.statement, &params)
+                .await
+                .map_err(to_pgwire)?
+        };
+        let Output::Subscription {
+            schema,
+            snapshot,
+            subscription,
+            limit,
+        } = out
+        else {
+            return Err(to_pgwire(EddyError::internal(
+                "push query without a subscription",
+            )));
+        };
+        let Response::Query(mut qr) = subscription_response(
+            schema,
+            snapshot,
+            subscription,
+            limit,
+            &portal.result_column_format,
+            cancel,
+        )?
+        else {
+            return Err(to_pgwire(EddyError::internal("push query without rows")));
+        };
+        let mut n = 0;
+        while let Some(row) = qr.data_rows().next().await {
+            client.send(PgWireBackendMessage::DataRow(row?)).await?;
+            n += 1;
+        }
+        let tag: CommandComplete = Tag::new("SELECT").with_rows(n).into();
+        client
+            .send(PgWireBackendMessage::CommandComplete(tag))
+            .await?;
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        Ok(())
     }
 
     async fn do_query<C>(

@@ -88,6 +88,19 @@ fn qualify_catalog_relations(q: &mut Query, catalog: &dyn CatalogLookup) {
     });
 }
 
+/// Scalar functions clients call in FROM (a one-row table). Only these: other calls in
+/// FROM are table functions (eddy's TUMBLE/HOP/SESSION among them).
+const SCALAR_FUNCTIONS_IN_FROM: &[&str] = &[
+    "string_to_array",
+    "regexp_split_to_array",
+    "current_schemas",
+    "current_schema",
+    "current_setting",
+    "current_database",
+    "version",
+    "pg_backend_pid",
+];
+
 const TABLE_FUNCTIONS: &[&str] = &["generate_series", "unnest", "generate_subscripts", "range"];
 
 /// Whether a relation reference names a catalog eddy keeps empty.
@@ -429,7 +442,7 @@ impl VisitorMut for TableFunctions {
                     ];
                 }
             }
-        } else if !TABLE_FUNCTIONS.contains(&fname.as_str()) {
+        } else if SCALAR_FUNCTIONS_IN_FROM.contains(&fname.as_str()) {
             // A scalar function in FROM is a one-row table whose column is named after
             // the alias (Grafana: `string_to_array(current_setting('search_path'), ',') s`).
             let column = alias
