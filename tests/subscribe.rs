@@ -383,3 +383,92 @@ async fn push_query_over_the_extended_protocol() {
         .unwrap_err();
     assert_eq!(common::sqlstate(&e), "0A000");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_to_a_query() {
+    let server = Server::start();
+    let writer = server.connect().await;
+    writer
+        .batch_execute(
+            "CREATE STREAM s (k TEXT, v INT); INSERT INTO s VALUES ('a', 1), ('b', 2), ('a', 3)",
+        )
+        .await
+        .unwrap();
+    let (reader, conn) = tokio_postgres::connect(&server.conn_string(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let conn_task = tokio::spawn(conn);
+    let stream = reader
+        .simple_query_raw("SUBSCRIBE (SELECT k, sum(v) AS total FROM s WHERE v > 0 GROUP BY k)")
+        .await
+        .unwrap();
+    futures::pin_mut!(stream);
+    // Accumulating the diffs gives the query's answer, before and after changes.
+    let mut state: std::collections::BTreeMap<(String, String), i64> = Default::default();
+    let mut apply = |row: Vec<String>| {
+        *state.entry((row[2].clone(), row[3].clone())).or_default() +=
+            row[1].parse::<i64>().unwrap();
+    };
+    apply(next_row(&mut stream).await);
+    apply(next_row(&mut stream).await);
+    writer
+        .batch_execute("INSERT INTO s VALUES ('b', 5), ('c', 7)")
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        // -(b,2) +(b,7) +(c,7)
+        apply(next_row(&mut stream).await);
+    }
+    let live: Vec<(String, String)> = state
+        .iter()
+        .filter(|(_, n)| **n != 0)
+        .map(|(k, _)| k.clone())
+        .collect();
+    let batch = common::query_rows(
+        &writer,
+        "SELECT k, sum(v) FROM s WHERE v > 0 GROUP BY k ORDER BY k",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        live,
+        batch
+            .into_iter()
+            .map(|r| (r[0].clone(), r[1].clone()))
+            .collect::<Vec<_>>()
+    );
+    // The view behind it lives as long as the subscription...
+    let names = |rows: Vec<Vec<String>>| rows.into_iter().map(|r| r[0].clone()).collect::<Vec<_>>();
+    let listed = names(
+        common::query_rows(&writer, "SELECT name FROM eddy_relations")
+            .await
+            .unwrap(),
+    );
+    assert!(
+        listed.iter().any(|n| n.starts_with("eddy_subscribe_")),
+        "{listed:?}"
+    );
+    // ...and is freed once the client is gone (noticed when changes next flow).
+    drop(stream);
+    drop(reader);
+    conn_task.abort();
+    for v in 0..3 {
+        writer
+            .batch_execute(&format!("INSERT INTO s VALUES ('d', {})", v + 1))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let listed = names(
+        common::query_rows(&writer, "SELECT name FROM eddy_relations")
+            .await
+            .unwrap(),
+    );
+    assert_eq!(listed, vec!["s"]);
+    // Its name is reserved.
+    let e = writer
+        .simple_query("CREATE TABLE eddy_subscribe_1 (x INT)")
+        .await
+        .unwrap_err();
+    assert_eq!(common::sqlstate(&e), "42939");
+}

@@ -23,6 +23,30 @@ use crate::view::{Arrangement, Storage};
 
 impl Database {
     /// Apply a CREATE/DROP. With `log`, the change is made durable before it is visible.
+    /// The view behind a `SUBSCRIBE (SELECT ...)`: maintained like any view, never logged
+    /// (it does not outlive its subscription, nor a restart), dropped once its subscriber
+    /// is gone.
+    pub(super) fn create_transient_view(
+        &self,
+        query: datafusion::sql::sqlparser::ast::Query,
+    ) -> Result<String> {
+        use std::sync::atomic::Ordering;
+        let n = TRANSIENT_SEQ.fetch_add(1, Ordering::Relaxed);
+        let name = format!("{TRANSIENT_PREFIX}{n}");
+        let sql = format!("CREATE MATERIALIZED VIEW {name} AS {query}");
+        let stmt = EddyStatement::CreateView {
+            name: name.clone(),
+            kind: ViewKind::MaterializedView,
+            query: Box::new(query),
+            emit: None,
+            options: vec![],
+            if_not_exists: false,
+            window: None,
+        };
+        self.apply_ddl(&stmt, &sql, false)?;
+        Ok(name)
+    }
+
     pub(super) fn apply_ddl(&self, stmt: &EddyStatement, sql: &str, log: bool) -> Result<String> {
         match stmt {
             EddyStatement::CreateSource {
@@ -256,7 +280,13 @@ impl Database {
                 }
                 let flow = self.plan_view(&inner, stmt)?;
                 let storage = view_storage(*kind, &flow.schema)?;
-                let id = inner.next_id;
+                // Transient views take ids of their own, so the ids (and OIDs) of logged
+                // relations are the same after a restart.
+                let transient = is_transient(name);
+                let id = match name.strip_prefix(TRANSIENT_PREFIX) {
+                    Some(n) if transient => TRANSIENT_ID_BASE + n.parse::<u64>().unwrap_or(0),
+                    _ => inner.next_id,
+                };
                 let mut rel = Relation {
                     id,
                     name: name.clone(),
@@ -284,7 +314,9 @@ impl Database {
                 if log {
                     self.store.append(&[LogEntry::Ddl(sql.to_string())])?;
                 }
-                inner.next_id += 1;
+                if !transient {
+                    inner.next_id += 1;
+                }
                 inner.relations.push(rel);
                 Ok(tag.into())
             }
@@ -646,6 +678,15 @@ fn check_source_options(options: &[SqlOption], is_stream: bool) -> Result<Source
         }
     }
     Ok(out)
+}
+
+/// Views behind `SUBSCRIBE (SELECT ...)` are named with this prefix (reserved).
+pub const TRANSIENT_PREFIX: &str = "eddy_subscribe_";
+const TRANSIENT_ID_BASE: u64 = 1 << 40;
+static TRANSIENT_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+pub fn is_transient(name: &str) -> bool {
+    name.starts_with(TRANSIENT_PREFIX)
 }
 
 /// The implicit event-time column of a stream that declares none (ksqlDB's ROWTIME).

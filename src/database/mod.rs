@@ -283,6 +283,18 @@ impl Database {
                 let (schema, batches) = self.run_query(&q).await?;
                 Ok(Output::Rows { schema, batches })
             }
+            EddyStatement::CreateSource { ref name, .. }
+            | EddyStatement::CreateView { ref name, .. }
+                if ddl::is_transient(name) =>
+            {
+                Err(EddyError::query(
+                    "42939",
+                    format!(
+                        "relation name \"{name}\" is reserved: names starting with {} belong to SUBSCRIBE (SELECT ...)",
+                        ddl::TRANSIENT_PREFIX
+                    ),
+                ))
+            }
             EddyStatement::CreateSource { .. }
             | EddyStatement::CreateView { .. }
             | EddyStatement::Drop { .. } => {
@@ -313,7 +325,24 @@ impl Database {
                 name,
                 snapshot,
                 limit,
+                query: None,
             } => self.subscribe(&name, snapshot, limit),
+            EddyStatement::Subscribe {
+                snapshot,
+                limit,
+                query: Some(q),
+                ..
+            } => {
+                let name = {
+                    let _w = self.writer.lock().await;
+                    self.create_transient_view(*q)?
+                };
+                let out = self.subscribe(&name, snapshot, limit);
+                if out.is_err() {
+                    self.lock().relations.retain(|r| r.name != name);
+                }
+                out
+            }
             EddyStatement::Describe(name) => self.describe_relation(&name),
             EddyStatement::ExplainRelation(name) => self.explain_relation(&name),
             EddyStatement::ExplainCreate(create) => self.explain_create(&create),
@@ -402,28 +431,14 @@ impl Database {
     /// The columns a push query on `name` returns: `eddy_time`, `eddy_diff`, then the
     /// relation's visible columns.
     pub fn subscription_schema(&self, name: &str) -> Result<SchemaRef> {
-        use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
         let inner = self.lock();
         let rel = inner
             .get(name)
             .ok_or_else(|| EddyError::UnknownRelation(name.to_string()))?;
-        let mut fields = vec![
-            Field::new(
-                "eddy_time",
-                DataType::Timestamp(TimeUnit::Microsecond, None),
-                false,
-            ),
-            Field::new("eddy_diff", DataType::Int64, false),
-        ];
-        fields.extend(
-            rel.schema
-                .fields()
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !rel.hidden.contains(i))
-                .map(|(_, f)| f.as_ref().clone()),
-        );
-        Ok(Arc::new(Schema::new(fields)))
+        let visible: Vec<usize> = (0..rel.schema.fields().len())
+            .filter(|i| !rel.hidden.contains(i))
+            .collect();
+        Ok(push_schema(&rel.schema.project(&visible)?))
     }
 
     fn subscribe(
@@ -523,6 +538,18 @@ impl Database {
                         }
                     }
                     inner.subscribers.retain(|_, s| !s.is_empty());
+                    // A SUBSCRIBE (SELECT ...) whose client is gone: free its view.
+                    let orphans: Vec<String> = inner
+                        .relations
+                        .iter()
+                        .filter(|r| {
+                            ddl::is_transient(&r.name) && !inner.subscribers.contains_key(&r.name)
+                        })
+                        .map(|r| r.name.clone())
+                        .collect();
+                    if !orphans.is_empty() {
+                        inner.relations.retain(|r| !orphans.contains(&r.name));
+                    }
                 }
                 trim_to_retention(inner, name)?;
                 Ok(())
@@ -705,6 +732,21 @@ fn in_view(e: EddyError, rel: &Relation) -> EddyError {
 }
 
 /// Positions are relative to the statement; the client wants them relative to its string.
+/// A push query's columns: `eddy_time`, `eddy_diff`, then `schema`'s.
+pub(crate) fn push_schema(schema: &datafusion::arrow::datatypes::Schema) -> SchemaRef {
+    use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    let mut fields = vec![
+        Field::new(
+            "eddy_time",
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            false,
+        ),
+        Field::new("eddy_diff", DataType::Int64, false),
+    ];
+    fields.extend(schema.fields().iter().map(|f| f.as_ref().clone()));
+    Arc::new(Schema::new(fields))
+}
+
 pub(crate) fn shift_position(e: EddyError, offset: usize) -> EddyError {
     match e {
         EddyError::Syntax {

@@ -380,22 +380,19 @@ pub fn register_catalog(ctx: &SessionContext, relations: &[Relation]) {
             views.insert(oid, d);
         }
     }
-    for oid in 1_000_000..1_000_000 + relations.iter().map(|r| r.id as i64 + 1).max().unwrap_or(0) {
-        if let Some(n) = pg_catalog::relation_name(relations, oid) {
-            names.insert(oid, n);
-            let width = relations
-                .iter()
-                .map(|r| r.primary_key.len() as i64)
-                .max()
-                .unwrap_or(0);
-            for c in 0..=width {
-                if let Some(d) = pg_catalog::index_definition(relations, oid, c) {
-                    indexes.insert((oid, c), d);
-                }
+    for r in relations.iter().filter(|r| !r.primary_key.is_empty()) {
+        let index = pg_catalog::index_oid(r);
+        if let Some(n) = pg_catalog::relation_name(relations, index) {
+            names.insert(index, n);
+        }
+        for c in 0..=r.primary_key.len() as i64 {
+            if let Some(d) = pg_catalog::index_definition(relations, index, c) {
+                indexes.insert((index, c), d);
             }
         }
-        if let Some(d) = pg_catalog::constraint_definition(relations, oid + 1_000_000) {
-            constraints.insert(oid + 1_000_000, d);
+        let constraint = pg_catalog::constraint_oid(r);
+        if let Some(d) = pg_catalog::constraint_definition(relations, constraint) {
+            constraints.insert(constraint, d);
         }
     }
     ctx.register_udf(udf(pg_compat::REGCLASS_FUNCTION, t.clone(), move |a| {

@@ -475,6 +475,10 @@ impl Database {
                 super::Output::Rows { schema, .. } => Ok(Some(schema)),
                 _ => Ok(None),
             },
+            EddyStatement::Subscribe { query: Some(q), .. } => {
+                let schema = self.describe_query(&q).await?;
+                Ok(Some(super::push_schema(&schema)))
+            }
             EddyStatement::Subscribe { name, .. } => Ok(Some(self.subscription_schema(&name)?)),
             EddyStatement::Describe(name) => match self.describe_relation(&name)? {
                 super::Output::Rows { schema, .. } => Ok(Some(schema)),

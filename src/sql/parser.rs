@@ -107,6 +107,9 @@ pub enum EddyStatement {
         name: String,
         snapshot: Option<bool>,
         limit: Option<usize>,
+        /// `SUBSCRIBE (SELECT ...)` / a push query more complex than `SELECT * FROM x`:
+        /// maintained by a transient view for as long as the subscription lasts.
+        query: Option<Box<Query>>,
     },
     Describe(String),
     /// `EXPLAIN name`: the dataflow of a view.
@@ -234,10 +237,16 @@ fn parse_inner(sql: &str) -> Result<EddyStatement> {
         ("DEALLOCATE", _, _) => Ok(EddyStatement::NoOp("DEALLOCATE")),
         ("RESET", _, _) => Ok(EddyStatement::NoOp("RESET")),
         _ => match parse_with_sqlparser(&body, emit, window)? {
-            EddyStatement::Subscribe { name, snapshot, .. } => Ok(EddyStatement::Subscribe {
+            EddyStatement::Subscribe {
+                name,
+                snapshot,
+                query,
+                ..
+            } => Ok(EddyStatement::Subscribe {
                 name,
                 snapshot,
                 limit: push_limit,
+                query,
             }),
             other if push_limit.is_some() => {
                 let _ = other;
@@ -285,13 +294,16 @@ fn strip_push_limit(sql: &str) -> (String, Option<usize>) {
 /// A push query must read one relation whole: `SELECT * FROM name EMIT CHANGES`.
 fn push_query(q: &Query) -> Result<EddyStatement> {
     use datafusion::sql::sqlparser::ast::{GroupByExpr, SelectItem, SetExpr, TableFactor};
-    let too_complex = || {
-        EddyError::unsupported(
-            "push queries support SELECT * FROM relation EMIT CHANGES [LIMIT n]; for anything more, create a view and subscribe to it",
-        )
+    let transient = || {
+        Ok(EddyStatement::Subscribe {
+            name: String::new(),
+            snapshot: None,
+            limit: None,
+            query: Some(Box::new(q.clone())),
+        })
     };
     let SetExpr::Select(s) = q.body.as_ref() else {
-        return Err(too_complex());
+        return transient();
     };
     let plain = s.projection.len() == 1
         && matches!(s.projection[0], SelectItem::Wildcard(_))
@@ -302,19 +314,17 @@ fn push_query(q: &Query) -> Result<EddyStatement> {
         && matches!(&s.group_by, GroupByExpr::Expressions(e, _) if e.is_empty())
         && q.order_by.is_none()
         && q.limit_clause.is_none();
-    let TableFactor::Table {
-        name, args: None, ..
-    } = &s.from[0].relation
-    else {
-        return Err(too_complex());
+    let name = match s.from.first().map(|f| &f.relation) {
+        Some(TableFactor::Table {
+            name, args: None, ..
+        }) if plain => name,
+        _ => return transient(),
     };
-    if !plain {
-        return Err(too_complex());
-    }
     Ok(EddyStatement::Subscribe {
         name: object_name(name),
         snapshot: None,
         limit: None,
+        query: None,
     })
 }
 
@@ -322,12 +332,13 @@ fn parse_subscribe(sql: &str) -> Result<EddyStatement> {
     let mut p = Parser::new(&PostgreSqlDialect {}).try_with_sql(sql)?;
     p.next_token(); // SUBSCRIBE
     let _ = p.parse_keyword(Keyword::TO);
-    if p.consume_token(&Token::LParen) {
-        return Err(EddyError::unsupported(
-            "SUBSCRIBE to a query; create a view and subscribe to it",
-        ));
-    }
-    let name = object_name(&p.parse_object_name(false)?);
+    let (name, query) = if p.consume_token(&Token::LParen) {
+        let q = p.parse_query()?;
+        p.expect_token(&Token::RParen)?;
+        (String::new(), Some(q))
+    } else {
+        (object_name(&p.parse_object_name(false)?), None)
+    };
     let mut snapshot = None;
     if p.parse_keyword(Keyword::WITH) {
         p.prev_token();
@@ -350,6 +361,7 @@ fn parse_subscribe(sql: &str) -> Result<EddyStatement> {
         name,
         snapshot,
         limit: None,
+        query,
     })
 }
 

@@ -114,11 +114,11 @@ pub fn relation_oid(r: &Relation) -> i64 {
     RELATION_OID_BASE + r.id as i64
 }
 
-fn index_oid(r: &Relation) -> i64 {
+pub fn index_oid(r: &Relation) -> i64 {
     INDEX_OID_BASE + r.id as i64
 }
 
-fn constraint_oid(r: &Relation) -> i64 {
+pub fn constraint_oid(r: &Relation) -> i64 {
     CONSTRAINT_OID_BASE + r.id as i64
 }
 
