@@ -17,6 +17,7 @@
 //! Each arrow goes one way; each module says which box it is.
 
 pub mod catalog;
+pub mod connectors;
 pub mod database;
 pub mod dataflow;
 pub mod error;
@@ -26,5 +27,5 @@ pub mod sql;
 pub mod state;
 pub mod view;
 
-pub use database::{Database, Output, Session};
+pub use database::{Config, Database, Output, Session};
 pub use error::{EddyError, Result};

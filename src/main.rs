@@ -28,6 +28,10 @@ struct Cli {
         global = true
     )]
     data_dir: PathBuf,
+    /// Kafka bootstrap servers for Kafka-backed streams, tables and sinks (a source's
+    /// own `properties.bootstrap.server` overrides it).
+    #[arg(long, env = "EDDY_KAFKA_BROKERS", global = true)]
+    kafka_brokers: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -48,18 +52,20 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(&cli.listen, &cli.data_dir),
+        Command::Serve => serve(&cli.listen, &cli.data_dir, cli.kafka_brokers.clone()),
     }
 }
 
-fn serve(listen: &str, data_dir: &PathBuf) -> anyhow::Result<()> {
+fn serve(listen: &str, data_dir: &PathBuf, kafka_brokers: Option<String>) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
         let store = eddy::state::FileLog::open(data_dir)
             .with_context(|| format!("opening data directory {}", data_dir.display()))?;
-        let db = eddy::Database::open(Box::new(store)).context("loading the catalog and data")?;
+        let config = eddy::Config { kafka_brokers };
+        let db = eddy::Database::open_with(Box::new(store), config)
+            .context("loading the catalog and data")?;
         let (listener, addr) = eddy::server::bind(listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;

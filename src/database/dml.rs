@@ -184,6 +184,12 @@ impl Database {
         let rows = RecordBatch::try_new(schema.clone(), columns)?;
         check_not_null(&rows, &not_null, &name)?;
         check_char_limits(&rows, &self.char_limits(&name))?;
+        if self.kafka.is_source(&name) {
+            // A Kafka-backed relation is fed by its topic: the rows go there, and come
+            // back through the source like any other record.
+            let n = self.kafka_produce(&name, &rows).await?;
+            return Ok(Output::command(format!("INSERT 0 {n}")));
+        }
         let mut inner = self.lock();
         let rows = admit(&mut inner, &name, rows)?;
         let delta = match (&inner.require(&name)?.storage, kind) {
@@ -207,6 +213,7 @@ impl Database {
             ));
         };
         let name = object_name(table);
+        self.kafka_refuse_write(&name, "UPDATE")?;
         let (schema, _, not_null) = self.writable(&name, "UPDATE")?;
         let mut new_exprs: Vec<Option<&Expr>> = vec![None; schema.fields().len()];
         for Assignment { target, value } in &up.assignments {
@@ -299,6 +306,7 @@ impl Database {
             ));
         };
         let name = object_name(table);
+        self.kafka_refuse_write(&name, "DELETE FROM")?;
         let (schema, _, _) = self.writable(&name, "DELETE FROM")?;
         let where_clause = del
             .selection
@@ -566,7 +574,11 @@ fn decode_bytea(array: &ArrayRef, column: &str) -> Result<ArrayRef> {
 
 /// Rows without an event time cannot be placed in time: they are refused and counted
 /// (visible as `rejected_rows` in `eddy_relations`), and the rest of the statement goes in.
-fn admit(inner: &mut super::Inner, name: &str, rows: RecordBatch) -> Result<RecordBatch> {
+pub(super) fn admit(
+    inner: &mut super::Inner,
+    name: &str,
+    rows: RecordBatch,
+) -> Result<RecordBatch> {
     let Some(rel) = inner.get_mut(name) else {
         return Ok(rows);
     };
