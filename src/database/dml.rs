@@ -65,7 +65,14 @@ impl Database {
             if rows.num_columns() + hidden.len() == schema.fields().len() && !hidden.is_empty() {
                 let mut cols = rows.columns().to_vec();
                 for &h in &hidden {
-                    cols.insert(h.min(cols.len()), insertion_time(rows.num_rows()));
+                    let f = schema.field(h);
+                    let c = if f.name() == super::ddl::ROWTIME {
+                        insertion_time(rows.num_rows())
+                    } else {
+                        // A Kafka source's other pseudo-columns: no partition or offset.
+                        new_null_array(f.data_type(), rows.num_rows())
+                    };
+                    cols.insert(h.min(cols.len()), c);
                 }
                 let fields: Vec<_> = schema.fields().iter().cloned().collect();
                 RecordBatch::try_new(
@@ -177,7 +184,7 @@ impl Database {
             columns[target] = cast_value(data.column(src), field.name(), field.data_type())?;
         }
         for &h in &hidden {
-            if !targets.contains(&h) {
+            if !targets.contains(&h) && schema.field(h).name() == super::ddl::ROWTIME {
                 columns[h] = insertion_time(n);
             }
         }

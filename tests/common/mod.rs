@@ -28,10 +28,16 @@ impl Server {
 
     /// Start a server on an existing data directory (restart).
     pub fn start_in(dir: &Path) -> Server {
+        Server::start_in_with(dir, &[])
+    }
+
+    /// Start on `dir` with extra environment variables (e.g. EDDY_KAFKA_BROKERS).
+    pub fn start_in_with(dir: &Path, env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
             .env("EDDY_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
