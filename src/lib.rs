@@ -1,4 +1,4 @@
-//! eddy: a streaming SQL database. Streams and tables are fed by INSERT (Kafka next);
+//! eddy: a streaming SQL database. Streams and tables are fed by INSERT or Kafka topics;
 //! continuous queries are maintained incrementally as materialized views; everything is
 //! served over the Postgres wire protocol.
 //!
