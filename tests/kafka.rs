@@ -497,6 +497,36 @@ async fn tables_upserts_tombstones_formats_and_sinks() {
     assert!(err(&e).starts_with("0A000"), "{}", err(&e));
     let e = query_rows(&c, "CREATE SINK bad FROM by_age WITH (connector='kafka', topic='bad') FORMAT PLAIN ENCODE JSON").await.unwrap_err();
     assert!(err(&e).starts_with("0A000"), "{}", err(&e));
+    // scan.startup.mode='latest': what was in the topic before CREATE is not read.
+    broker.create_topic("late", 2);
+    broker.produce(
+        "late",
+        &[
+            json!({"value": json!({"a": 1}).to_string(), "partition": 0}),
+            json!({"value": json!({"a": 2}).to_string(), "partition": 1}),
+        ],
+    );
+    q(&c, "CREATE SOURCE late (a INT) WITH (connector='kafka', topic='late', scan.startup.mode='latest') FORMAT PLAIN ENCODE JSON").await;
+    assert_eq!(
+        q(
+            &c,
+            "SELECT offsets FROM eddy_kafka_sources WHERE name = 'late'"
+        )
+        .await,
+        rows(&[&["0:1,1:1"]])
+    );
+    broker.produce(
+        "late",
+        &[json!({"value": json!({"a": 3}).to_string(), "partition": 1})],
+    );
+    wait_for(
+        &c,
+        "SELECT offsets FROM eddy_kafka_sources WHERE name = 'late'",
+        &rows(&[&["0:1,1:2"]]),
+    )
+    .await;
+    assert_eq!(q(&c, "SELECT a FROM late").await, rows(&[&["3"]]));
+
     q(&c, "DROP SINK users_out").await;
     assert_eq!(
         q(

@@ -251,6 +251,13 @@ impl Database {
                 if let Some(k) = &kafka {
                     self.kafka.register_source(name, k);
                     if log {
+                        if k.startup == crate::connectors::kafka::options::Startup::Latest {
+                            if let Err(e) = self.kafka_pin_latest(name, k) {
+                                // The source still starts at the end; only a restart before
+                                // its first record would re-resolve "latest".
+                                tracing::warn!(source = %name, error = %e, "could not pin the latest offsets");
+                            }
+                        }
                         self.kafka.start(name);
                     }
                 }

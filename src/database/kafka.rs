@@ -156,6 +156,32 @@ impl Database {
         k::ensure_topic(&brokers, topic, partitions)
     }
 
+    /// `scan.startup.mode='latest'`: pin "latest" to the partitions' ends at CREATE, in
+    /// the log, so a restart before the first record does not skip what came meanwhile.
+    pub(super) fn kafka_pin_latest(&self, name: &str, cfg: &SourceConfig) -> Result<()> {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let brokers = self.kafka.brokers(cfg.brokers.as_deref())?;
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("log_level", "3")
+            .create()?;
+        let timeout = std::time::Duration::from_secs(10);
+        let md = consumer.fetch_metadata(Some(&cfg.topic), timeout)?;
+        let mut offsets = Vec::new();
+        for t in md.topics().iter().filter(|t| t.name() == cfg.topic) {
+            for p in t.partitions() {
+                let (_, high) = consumer.fetch_watermarks(&cfg.topic, p.id(), timeout)?;
+                offsets.push((p.id(), high));
+            }
+        }
+        self.store.append(&[LogEntry::KafkaOffsets {
+            relation: name.to_string(),
+            offsets: offsets.clone(),
+        }])?;
+        self.kafka.record_offsets(name, &offsets);
+        Ok(())
+    }
+
     /// The config and record layout of a Kafka-backed relation.
     pub(crate) fn kafka_source_setup(&self, name: &str) -> Result<(SourceConfig, Layout)> {
         let inner = self.lock();

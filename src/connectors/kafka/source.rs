@@ -84,6 +84,9 @@ async fn consume(db: &Db, name: &str) -> Result<()> {
     loop {
         let first = match tokio::time::timeout(IDLE, consumer.recv()).await {
             Err(_) => {
+                if db.strong_count() == 0 {
+                    return Ok(());
+                }
                 // Idle: say whether the broker is there.
                 match partitions_now(&consumer, &topic).await {
                     Ok(n) if n != partitions.len() => {
