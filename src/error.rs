@@ -45,6 +45,9 @@ pub enum EddyError {
     Storage(String),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// The Kafka broker could not be reached or refused a request.
+    #[error("kafka: {0}")]
+    Kafka(String),
 
     // ---- our fault ---------------------------------------------------------------------
     #[error("internal error: {0}")]
@@ -65,6 +68,7 @@ impl EddyError {
             EddyError::BadValue { code, .. } | EddyError::Query { code, .. } => code,
             EddyError::Storage(_) => "58030",
             EddyError::Io(_) => "58030",
+            EddyError::Kafka(_) => "08006",
             EddyError::Internal(_) => "XX000",
         }
     }
@@ -228,4 +232,10 @@ fn strip_df_noise(m: &str) -> String {
     m.trim_start_matches("Schema error: ")
         .trim_start_matches("Error during planning: ")
         .to_string()
+}
+
+impl From<rdkafka::error::KafkaError> for EddyError {
+    fn from(e: rdkafka::error::KafkaError) -> Self {
+        EddyError::Kafka(e.to_string())
+    }
 }

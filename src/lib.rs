@@ -1,4 +1,4 @@
-//! eddy: a streaming SQL database. Streams and tables are fed by INSERT (Kafka next);
+//! eddy: a streaming SQL database. Streams and tables are fed by INSERT or Kafka topics;
 //! continuous queries are maintained incrementally as materialized views; everything is
 //! served over the Postgres wire protocol.
 //!
@@ -17,6 +17,7 @@
 //! Each arrow goes one way; each module says which box it is.
 
 pub mod catalog;
+pub mod connectors;
 pub mod database;
 pub mod dataflow;
 pub mod error;
@@ -26,5 +27,5 @@ pub mod sql;
 pub mod state;
 pub mod view;
 
-pub use database::{Database, Output, Session};
+pub use database::{Config, Database, Output, Session};
 pub use error::{EddyError, Result};

@@ -49,6 +49,10 @@ struct Cli {
     /// TLS private key (PEM).
     #[arg(long, env = "EDDY_TLS_KEY", global = true, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Kafka bootstrap servers for Kafka-backed streams, tables and sinks (a source's
+    /// own `properties.bootstrap.server` overrides it).
+    #[arg(long, env = "EDDY_KAFKA_BROKERS", global = true)]
+    kafka_brokers: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -72,7 +76,12 @@ fn main() -> anyhow::Result<()> {
     match cli.command.as_ref().unwrap_or(&Command::Serve) {
         Command::Serve => {
             let config = server_config(&cli)?;
-            serve(&cli.listen, &cli.data_dir, config)
+            serve(
+                &cli.listen,
+                &cli.data_dir,
+                config,
+                cli.kafka_brokers.clone(),
+            )
         }
     }
 }
@@ -105,6 +114,7 @@ fn serve(
     listen: &str,
     data_dir: &PathBuf,
     config: eddy::server::ServerConfig,
+    kafka_brokers: Option<String>,
 ) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -112,14 +122,15 @@ fn serve(
     runtime.block_on(async {
         let store = eddy::state::FileLog::open(data_dir)
             .with_context(|| format!("opening data directory {}", data_dir.display()))?;
-        let db = eddy::Database::open(Box::new(store)).context("loading the catalog and data")?;
+        let db = eddy::Database::open_with(Box::new(store), eddy::Config { kafka_brokers })
+            .context("loading the catalog and data")?;
         let (listener, addr) = eddy::server::bind(listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
-        // Tests and scripts read this line to find the port.
         if matches!(config.auth, eddy::server::Auth::Trust) && !addr.ip().is_loopback() {
             tracing::warn!(%addr, "no --password: every client is trusted on a non-loopback address");
         }
+        // Tests and scripts read this line to find the port.
         println!("eddy listening on {addr} (data in {})", data_dir.display());
         println!("connect with: psql -h {} -p {}", addr.ip(), addr.port());
         use std::io::Write;

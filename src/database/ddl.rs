@@ -65,6 +65,7 @@ impl Database {
                     return Err(EddyError::DuplicateRelation(name.clone()));
                 }
                 let source_options = check_source_options(options, *is_stream)?;
+                let kafka = source_options.kafka.clone();
                 let mut fields = Vec::new();
                 let mut not_null = Vec::new();
                 for (i, c) in columns.iter().enumerate() {
@@ -86,10 +87,11 @@ impl Database {
                 }
                 // A stream without a declared event time gets ksqlDB's ROWTIME: its
                 // insertion time, hidden from SELECT *.
-                let implicit_rowtime = *is_stream
-                    && watermark.is_none()
-                    && source_options.timestamp.is_none()
-                    && !fields.iter().any(|f| f.name() == ROWTIME);
+                // A Kafka-backed stream or table always has it: the record timestamp.
+                let implicit_rowtime =
+                    ((*is_stream && watermark.is_none() && source_options.timestamp.is_none())
+                        || kafka.is_some())
+                        && !fields.iter().any(|f| f.name() == ROWTIME);
                 let char_limits: Vec<(usize, u64)> = columns
                     .iter()
                     .enumerate()
@@ -108,6 +110,9 @@ impl Database {
                         ),
                         true,
                     ));
+                }
+                if kafka.is_some() {
+                    super::kafka::add_pseudo_columns(&mut fields, &mut hidden);
                 }
                 let schema = Arc::new(Schema::new(fields));
                 for c in columns {
@@ -175,7 +180,10 @@ impl Database {
                     })?;
                     key.push(idx);
                 }
-                if *is_stream && !key.is_empty() {
+                if let Some(k) = &kafka {
+                    super::kafka::check_source_shape(name, *is_stream, k, &key)?;
+                }
+                if *is_stream && !key.is_empty() && kafka.is_none() {
                     return Err(EddyError::query(
                         "42P16",
                         format!("stream {name} cannot have a PRIMARY KEY: streams are append-only; use CREATE TABLE for keyed upserts"),
@@ -195,7 +203,9 @@ impl Database {
                     }
                     (Some((c, delay)), None) => Some((c.clone(), *delay)),
                     (None, Some(c)) => Some((c.clone(), 0)),
-                    (None, None) if implicit_rowtime => Some((ROWTIME.to_string(), 0)),
+                    (None, None) if implicit_rowtime && *is_stream => {
+                        Some((ROWTIME.to_string(), 0))
+                    }
                     (None, None) => None,
                 };
                 let event_time = match time_column {
@@ -229,6 +239,10 @@ impl Database {
                         None
                     }
                 };
+                if let (Some(k), true) = (&kafka, log) {
+                    // Checked (and created with PARTITIONS) before anything is logged.
+                    self.kafka_ensure_topic(k.brokers.as_deref(), &k.topic, k.partitions, false)?;
+                }
                 let mut inner = self.lock();
                 if log {
                     self.store.append(&[LogEntry::Ddl(sql.to_string())])?;
@@ -257,6 +271,20 @@ impl Database {
                     rejected_rows: 0,
                     watermark_from: None,
                 });
+                drop(inner);
+                if let Some(k) = &kafka {
+                    self.kafka.register_source(name, k);
+                    if log {
+                        if k.startup == crate::connectors::kafka::options::Startup::Latest {
+                            if let Err(e) = self.kafka_pin_latest(name, k) {
+                                // The source still starts at the end; only a restart before
+                                // its first record would re-resolve "latest".
+                                tracing::warn!(source = %name, error = %e, "could not pin the latest offsets");
+                            }
+                        }
+                        self.kafka.start(name);
+                    }
+                }
                 Ok(tag_create(*is_stream))
             }
             EddyStatement::CreateView {
@@ -279,6 +307,7 @@ impl Database {
                     return Err(EddyError::DuplicateRelation(name.clone()));
                 }
                 let flow = self.plan_view(&inner, stmt)?;
+                let sink = super::kafka::view_sink(stmt, &flow)?;
                 let storage = view_storage(*kind, &flow.schema)?;
                 // Transient views take ids of their own, so the ids (and OIDs) of logged
                 // relations are the same after a restart.
@@ -311,6 +340,14 @@ impl Database {
                 };
                 inherit_event_time(&inner, &mut rel);
                 backfill(&mut inner, &mut rel)?;
+                if let (Some(k), true) = (&sink, log) {
+                    drop(inner);
+                    self.kafka_ensure_topic(k.brokers.as_deref(), &k.topic, k.partitions, true)?;
+                    inner = self.lock();
+                    if inner.get(name).is_some() {
+                        return Err(EddyError::DuplicateRelation(name.clone()));
+                    }
+                }
                 if log {
                     self.store.append(&[LogEntry::Ddl(sql.to_string())])?;
                 }
@@ -318,6 +355,13 @@ impl Database {
                     inner.next_id += 1;
                 }
                 inner.relations.push(rel);
+                drop(inner);
+                if let Some(k) = &sink {
+                    self.kafka.register_sink(name, k, name, sql);
+                    if log {
+                        self.kafka.start(name);
+                    }
+                }
                 Ok(tag.into())
             }
             EddyStatement::Drop {
@@ -354,6 +398,9 @@ impl Database {
                 }
                 inner.relations.retain(|r| !to_drop.contains(&r.name));
                 for name in &to_drop {
+                    self.kafka.forget(name);
+                }
+                for name in &to_drop {
                     if let Some(subs) = inner.subscribers.remove(name) {
                         crate::view::subscription::close(
                             subs,
@@ -369,6 +416,7 @@ impl Database {
                 }
                 .into())
             }
+            EddyStatement::Sink(s) => self.apply_sink_ddl(s, sql, log),
             _ => Err(EddyError::internal("not a DDL statement")),
         }
     }
@@ -620,23 +668,19 @@ fn option_name(o: &SqlOption) -> String {
     }
 }
 
-const KAFKA_OPTIONS: &[&str] = &[
-    "kafka_topic",
-    "value_format",
-    "key_format",
-    "partitions",
-    "connector",
-    "topic",
-    "properties.bootstrap.server",
-    "format",
-    "replicas",
-    "timestamp_format",
-];
-
 #[derive(Default)]
 struct SourceOptions {
     timestamp: Option<String>,
     retention: Option<i64>,
+    kafka: Option<crate::connectors::kafka::SourceConfig>,
+}
+
+/// WITH options as (lower-case name, value).
+pub(super) fn option_pairs(options: &[SqlOption]) -> Vec<(String, String)> {
+    options
+        .iter()
+        .map(|o| (option_name(o), option_value(o)))
+        .collect()
 }
 
 fn option_value(o: &SqlOption) -> String {
@@ -656,18 +700,19 @@ fn option_value(o: &SqlOption) -> String {
 
 fn check_source_options(options: &[SqlOption], is_stream: bool) -> Result<SourceOptions> {
     let mut out = SourceOptions::default();
+    let pairs = option_pairs(options);
+    if crate::connectors::kafka::options::is_kafka(&pairs) {
+        out.kafka = Some(crate::connectors::kafka::options::source_config(&pairs)?);
+    }
     for o in options {
         let n = option_name(o);
+        if out.kafka.is_some() && crate::connectors::kafka::options::NAMES.contains(&n.as_str()) {
+            continue;
+        }
         match n.as_str() {
             "timestamp" if is_stream => out.timestamp = Some(option_value(o).to_lowercase()),
             "retention" if is_stream => {
                 out.retention = Some(crate::sql::windows::parse_duration(&option_value(o))?)
-            }
-            _ if KAFKA_OPTIONS.contains(&n.as_str()) => {
-                return Err(EddyError::unsupported(format!(
-                    "WITH ({}) is not supported yet: streams and tables are fed by INSERT for now (Kafka sources are planned)",
-                    n.to_uppercase()
-                )))
             }
             _ => {
                 return Err(EddyError::query(
@@ -716,11 +761,9 @@ fn check_view_options(options: &[SqlOption]) -> Result<ViewOptions> {
             };
             continue;
         }
-        if KAFKA_OPTIONS.contains(&n.as_str()) {
-            return Err(EddyError::unsupported(format!(
-                "WITH ({}) is not supported yet: results cannot be written to Kafka yet",
-                n.to_uppercase()
-            )));
+        if crate::connectors::kafka::options::NAMES.contains(&n.as_str()) {
+            // A Kafka sink's options, checked by super::kafka::view_sink.
+            continue;
         }
         return Err(EddyError::query(
             "22023",

@@ -65,7 +65,14 @@ impl Database {
             if rows.num_columns() + hidden.len() == schema.fields().len() && !hidden.is_empty() {
                 let mut cols = rows.columns().to_vec();
                 for &h in &hidden {
-                    cols.insert(h.min(cols.len()), insertion_time(rows.num_rows()));
+                    let f = schema.field(h);
+                    let c = if f.name() == super::ddl::ROWTIME {
+                        insertion_time(rows.num_rows())
+                    } else {
+                        // A Kafka source's other pseudo-columns: no partition or offset.
+                        new_null_array(f.data_type(), rows.num_rows())
+                    };
+                    cols.insert(h.min(cols.len()), c);
                 }
                 let fields: Vec<_> = schema.fields().iter().cloned().collect();
                 RecordBatch::try_new(
@@ -177,13 +184,19 @@ impl Database {
             columns[target] = cast_value(data.column(src), field.name(), field.data_type())?;
         }
         for &h in &hidden {
-            if !targets.contains(&h) {
+            if !targets.contains(&h) && schema.field(h).name() == super::ddl::ROWTIME {
                 columns[h] = insertion_time(n);
             }
         }
         let rows = RecordBatch::try_new(schema.clone(), columns)?;
         check_not_null(&rows, &not_null, &name)?;
         check_char_limits(&rows, &self.char_limits(&name))?;
+        if self.kafka.is_source(&name) {
+            // A Kafka-backed relation is fed by its topic: the rows go there, and come
+            // back through the source like any other record.
+            let n = self.kafka_produce(&name, &rows).await?;
+            return Ok(Output::command(format!("INSERT 0 {n}")));
+        }
         let mut inner = self.lock();
         let rows = admit(&mut inner, &name, rows)?;
         let delta = match (&inner.require(&name)?.storage, kind) {
@@ -207,6 +220,7 @@ impl Database {
             ));
         };
         let name = object_name(table);
+        self.kafka_refuse_write(&name, "UPDATE")?;
         let (schema, _, not_null) = self.writable(&name, "UPDATE")?;
         let mut new_exprs: Vec<Option<&Expr>> = vec![None; schema.fields().len()];
         for Assignment { target, value } in &up.assignments {
@@ -299,6 +313,7 @@ impl Database {
             ));
         };
         let name = object_name(table);
+        self.kafka_refuse_write(&name, "DELETE FROM")?;
         let (schema, _, _) = self.writable(&name, "DELETE FROM")?;
         let where_clause = del
             .selection
@@ -566,7 +581,11 @@ fn decode_bytea(array: &ArrayRef, column: &str) -> Result<ArrayRef> {
 
 /// Rows without an event time cannot be placed in time: they are refused and counted
 /// (visible as `rejected_rows` in `eddy_relations`), and the rest of the statement goes in.
-fn admit(inner: &mut super::Inner, name: &str, rows: RecordBatch) -> Result<RecordBatch> {
+pub(super) fn admit(
+    inner: &mut super::Inner,
+    name: &str,
+    rows: RecordBatch,
+) -> Result<RecordBatch> {
     let Some(rel) = inner.get_mut(name) else {
         return Ok(rows);
     };

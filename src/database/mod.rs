@@ -14,6 +14,7 @@
 
 mod ddl;
 mod dml;
+mod kafka;
 pub mod params;
 mod pg_functions;
 mod query;
@@ -164,6 +165,15 @@ pub struct Database {
     batch_state: SessionState,
     /// Analyzer only (type coercion, no rewrites): plans that become dataflows.
     view_state: SessionState,
+    /// Kafka sources and sinks: their tasks, status and offsets.
+    kafka: crate::connectors::kafka::KafkaRuntime,
+}
+
+/// Server configuration the database needs.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// Default Kafka bootstrap servers (`--kafka-brokers`).
+    pub kafka_brokers: Option<String>,
 }
 
 fn base_config() -> SessionConfig {
@@ -179,6 +189,12 @@ fn base_config() -> SessionConfig {
 impl Database {
     /// Open a database over `store`, replaying its log.
     pub fn open(store: Box<dyn Store>) -> Result<Arc<Database>> {
+        Self::open_with(store, Config::default())
+    }
+
+    /// Open with server configuration. Kafka sources and sinks in the log start reading
+    /// and writing once the log is replayed (when called inside a tokio runtime).
+    pub fn open_with(store: Box<dyn Store>, config: Config) -> Result<Arc<Database>> {
         let batch_state = SessionStateBuilder::new()
             .with_config(base_config())
             .with_default_features()
@@ -206,9 +222,14 @@ impl Database {
             store,
             batch_state: query::with_postgres_functions(batch_state)?,
             view_state: query::with_postgres_functions(view_state)?,
+            kafka: Default::default(),
         };
+        db.kafka.set_default_brokers(config.kafka_brokers);
         db.replay()?;
-        Ok(Arc::new(db))
+        let db = Arc::new(db);
+        db.kafka.attach(Arc::downgrade(&db));
+        db.kafka.start_all();
+        Ok(db)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -229,6 +250,9 @@ impl Database {
                 LogEntry::Changes { relation, batch } => {
                     let mut inner = self.lock();
                     self.apply_epoch(&mut inner, &relation, batch, false)?;
+                }
+                LogEntry::KafkaOffsets { relation, offsets } => {
+                    self.kafka.record_offsets(&relation, &offsets);
                 }
             }
         }
@@ -297,6 +321,7 @@ impl Database {
             }
             EddyStatement::CreateSource { .. }
             | EddyStatement::CreateView { .. }
+            | EddyStatement::Sink(_)
             | EddyStatement::Drop { .. } => {
                 let _w = self.writer.lock().await;
                 let tag = self.apply_ddl(&stmt, sql, true)?;
@@ -495,8 +520,24 @@ impl Database {
         delta: ChangeBatch,
         log: bool,
     ) -> Result<()> {
+        self.apply_epoch_with(inner, name, delta, log, &[])
+    }
+
+    /// [`Self::apply_epoch`], logging `extra` entries (a source's offsets) in the same
+    /// atomic append as the delta, or alone if the delta is empty.
+    fn apply_epoch_with(
+        &self,
+        inner: &mut Inner,
+        name: &str,
+        delta: ChangeBatch,
+        log: bool,
+        extra: &[LogEntry],
+    ) -> Result<()> {
         let delta = delta.consolidate()?;
         if delta.is_empty() {
+            if log && !extra.is_empty() {
+                self.store.append(extra)?;
+            }
             return Ok(());
         }
         // The base apply is atomic: if it fails, nothing changed.
@@ -514,12 +555,12 @@ impl Database {
         };
         let result = Self::propagate(inner, name, &delta).and_then(|touched| {
             if log {
-                self.store
-                    .append(&[LogEntry::Changes {
-                        relation: name.to_string(),
-                        batch: delta.clone(),
-                    }])
-                    .map(|_| touched)
+                let mut entries = vec![LogEntry::Changes {
+                    relation: name.to_string(),
+                    batch: delta.clone(),
+                }];
+                entries.extend_from_slice(extra);
+                self.store.append(&entries).map(|_| touched)
             } else {
                 Ok(touched)
             }

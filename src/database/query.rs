@@ -281,6 +281,22 @@ impl Database {
                     register(&information_schema, t, batch)?;
                 }
             }
+            for (table, batch) in [
+                (
+                    super::kafka::SYSTEM_KAFKA_SOURCES,
+                    super::kafka::system_kafka_sources as fn(&_) -> _,
+                ),
+                (
+                    super::kafka::SYSTEM_KAFKA_ERRORS,
+                    super::kafka::system_kafka_errors,
+                ),
+            ] {
+                if names.contains(table) {
+                    let batch = batch(&self.kafka)?;
+                    let t = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
+                    schema.register_table(table.to_string(), Arc::new(t))?;
+                }
+            }
             if names.contains(SYSTEM_RELATIONS) {
                 let batch = system_relations(&inner)?;
                 let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;

@@ -4,6 +4,7 @@
 //! so the SELECT dialect is exactly what DataFusion plans.
 
 pub mod hidden;
+pub mod kafka;
 pub mod naming;
 pub mod parser;
 pub mod pg_compat;

@@ -125,6 +125,8 @@ pub enum EddyStatement {
     Transaction(TransactionOp),
     /// Accepted and ignored: DISCARD, DEALLOCATE, RESET, CLOSE, LISTEN.
     NoOp(&'static str),
+    /// `CREATE SINK ... FROM ...` / `DROP SINK` (Kafka).
+    Sink(crate::sql::kafka::SinkStatement),
 }
 
 /// Parse one statement (no trailing semicolon needed).
@@ -184,8 +186,17 @@ fn parse_inner(sql: &str) -> Result<EddyStatement> {
             parse_create_stream(&body, emit, window)
         }
         ("CREATE", "SOURCE", _) => {
-            parse_create_stream(&body.replacen("SOURCE", "STREAM", 1), emit, window)
+            let body = crate::sql::kafka::cut_format_encode(&body)?;
+            let at = body.to_uppercase().find("SOURCE").unwrap_or(0);
+            let body = format!("{}STREAM{}", &body[..at], &body[at + 6..]);
+            parse_create_stream(&body, emit, window)
         }
+        ("CREATE", "SINK", _) => Ok(EddyStatement::Sink(crate::sql::kafka::parse_create_sink(
+            sql,
+        )?)),
+        ("DROP", "SINK", _) => Ok(EddyStatement::Sink(crate::sql::kafka::parse_drop_sink(
+            sql,
+        )?)),
         ("DROP", "STREAM", _) => parse_drop(sql, DropKind::Stream),
         ("DROP", "TABLE", _) => parse_drop(sql, DropKind::Table),
         ("DROP", "VIEW", _) => parse_drop(sql, DropKind::View),
@@ -236,6 +247,10 @@ fn parse_inner(sql: &str) -> Result<EddyStatement> {
         ("DISCARD", _, _) => Ok(EddyStatement::NoOp("DISCARD ALL")),
         ("DEALLOCATE", _, _) => Ok(EddyStatement::NoOp("DEALLOCATE")),
         ("RESET", _, _) => Ok(EddyStatement::NoOp("RESET")),
+        ("CREATE", "TABLE", _) => {
+            let body = crate::sql::kafka::cut_format_encode(&body)?;
+            parse_with_sqlparser(&body, emit, window)
+        }
         _ => match parse_with_sqlparser(&body, emit, window)? {
             EddyStatement::Subscribe {
                 name,
@@ -387,6 +402,8 @@ fn parse_create_stream(
     window: Option<crate::sql::windows::KsqlWindow>,
 ) -> Result<EddyStatement> {
     let (sql, watermark) = extract_watermark(sql)?;
+    let sql =
+        crate::sql::kafka::key_columns_as_primary(&crate::sql::kafka::cut_format_encode(&sql)?);
     let mut p = Parser::new(&PostgreSqlDialect {}).try_with_sql(&sql)?;
     p.expect_keyword(Keyword::CREATE)?;
     let _ = p.parse_keywords(&[Keyword::OR, Keyword::REPLACE]);

@@ -14,6 +14,7 @@ use crate::error::{EddyError, Result};
 
 const TAG_DDL: u8 = 1;
 const TAG_CHANGES: u8 = 2;
+const TAG_KAFKA_OFFSETS: u8 = 3;
 const WEIGHT_COLUMN: &str = "__eddy_weight";
 
 #[derive(Debug, Clone)]
@@ -24,6 +25,13 @@ pub enum LogEntry {
     Changes {
         relation: String,
         batch: ChangeBatch,
+    },
+    /// Where a Kafka source stands: for each partition, the next offset to read. Appended in
+    /// the same atomic write as the changes consumed up to there, so a restart resumes
+    /// exactly where the committed views are.
+    KafkaOffsets {
+        relation: String,
+        offsets: Vec<(i32, i64)>,
     },
 }
 
@@ -56,6 +64,18 @@ impl LogEntry {
                 w.write(&with_weights)?;
                 w.finish()?;
                 drop(w);
+                Ok(out)
+            }
+            LogEntry::KafkaOffsets { relation, offsets } => {
+                let mut out = vec![TAG_KAFKA_OFFSETS];
+                let name = relation.as_bytes();
+                out.extend_from_slice(&(name.len() as u32).to_be_bytes());
+                out.extend_from_slice(name);
+                out.extend_from_slice(&(offsets.len() as u32).to_be_bytes());
+                for (p, o) in offsets {
+                    out.extend_from_slice(&p.to_be_bytes());
+                    out.extend_from_slice(&o.to_be_bytes());
+                }
                 Ok(out)
             }
         }
@@ -98,7 +118,49 @@ impl LogEntry {
                     batch: ChangeBatch::new(data, weights),
                 })
             }
+            Some(&TAG_KAFKA_OFFSETS) => {
+                let mut at = 1;
+                let mut take = |n: usize| -> Result<&[u8]> {
+                    let s = bytes.get(at..at + n).ok_or_else(corrupt)?;
+                    at += n;
+                    Ok(s)
+                };
+                let be32 = |b: &[u8]| u32::from_be_bytes(b.try_into().unwrap_or([0; 4]));
+                let len = be32(take(4)?) as usize;
+                let relation = String::from_utf8(take(len)?.to_vec()).map_err(|_| corrupt())?;
+                let count = be32(take(4)?) as usize;
+                let mut offsets = Vec::with_capacity(count.min(1 << 16));
+                for _ in 0..count {
+                    let p = i32::from_be_bytes(take(4)?.try_into().map_err(|_| corrupt())?);
+                    let o = i64::from_be_bytes(take(8)?.try_into().map_err(|_| corrupt())?);
+                    offsets.push((p, o));
+                }
+                Ok(LogEntry::KafkaOffsets { relation, offsets })
+            }
             _ => Err(corrupt()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_offsets_round_trip() {
+        let e = LogEntry::KafkaOffsets {
+            relation: "clicks".into(),
+            offsets: vec![(0, 17), (3, 1 << 40)],
+        };
+        match LogEntry::decode(&e.encode().unwrap()).unwrap() {
+            LogEntry::KafkaOffsets { relation, offsets } => {
+                assert_eq!(relation, "clicks");
+                assert_eq!(offsets, vec![(0, 17), (3, 1 << 40)]);
+            }
+            other => panic!("decoded {other:?}"),
+        }
+        let mut cut = e.encode().unwrap();
+        cut.truncate(cut.len() - 3);
+        assert!(LogEntry::decode(&cut).is_err());
     }
 }

@@ -181,6 +181,25 @@ impl KeyedArrangement {
         )
     }
 
+    /// The delta that deletes the rows whose keys are those of `keys` (a batch in this
+    /// schema whose other columns are ignored); absent keys are no-ops.
+    pub fn delete_delta(&self, keys: &RecordBatch) -> Result<ChangeBatch> {
+        let k = self.keys(keys)?;
+        let parser = self.converter.parser();
+        let mut seen = std::collections::HashSet::new();
+        let mut retract = Vec::new();
+        for i in 0..keys.num_rows() {
+            let key = k.row(i);
+            if !seen.insert(key.data().to_vec()) {
+                continue;
+            }
+            if let Some(old) = self.by_key.get(key.data()) {
+                retract.push(parser.parse(old));
+            }
+        }
+        Ok(ChangeBatch::retractions(self.rows_to_batch(retract)?))
+    }
+
     fn rows_to_batch(&self, rows: Vec<datafusion::arrow::row::Row<'_>>) -> Result<RecordBatch> {
         if rows.is_empty() {
             return Ok(RecordBatch::new_empty(self.schema.clone()));

@@ -32,7 +32,7 @@ impl Server {
         let tmp = tempfile::tempdir().expect("temp dir");
         let dir = tmp.path().join("data");
         let log = std::fs::File::create(tmp.path().join("eddy.log")).expect("log file");
-        let mut s = Server::spawn(&dir, args, Stdio::from(log));
+        let mut s = Server::spawn(&dir, args, &[], Stdio::from(log));
         s._tmp = Some(tmp);
         s
     }
@@ -47,15 +47,21 @@ impl Server {
 
     /// Start a server on an existing data directory (restart).
     pub fn start_in(dir: &Path) -> Server {
-        Server::spawn(dir, &[], Stdio::inherit())
+        Server::spawn(dir, &[], &[], Stdio::inherit())
     }
 
-    fn spawn(dir: &Path, args: &[&str], stderr: Stdio) -> Server {
+    /// Start on `dir` with extra environment variables (e.g. EDDY_KAFKA_BROKERS).
+    pub fn start_in_with(dir: &Path, env: &[(&str, &str)]) -> Server {
+        Server::spawn(dir, &[], env, Stdio::inherit())
+    }
+
+    fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
             .args(args)
             .env("EDDY_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
