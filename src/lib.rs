@@ -17,6 +17,7 @@
 //! Each arrow goes one way; each module says which box it is.
 
 pub mod catalog;
+pub mod connectors;
 pub mod database;
 pub mod dataflow;
 pub mod error;

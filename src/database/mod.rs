@@ -17,6 +17,7 @@ mod dml;
 pub mod params;
 mod query;
 mod show;
+pub(crate) mod sources;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -81,6 +82,8 @@ pub(crate) struct Inner {
     pub next_id: u64,
     /// Push-query subscribers, by relation.
     pub subscribers: HashMap<String, Vec<crate::view::subscription::Subscriber>>,
+    /// Generated sources (nexmark, datagen) and their progress.
+    pub sources: Vec<sources::GeneratedSource>,
 }
 
 impl Inner {
@@ -161,6 +164,8 @@ pub struct Database {
     batch_state: SessionState,
     /// Analyzer only (type coercion, no rewrites): plans that become dataflows.
     view_state: SessionState,
+    /// The database's own handle, for the background tasks of generated sources.
+    self_ref: std::sync::OnceLock<std::sync::Weak<Database>>,
 }
 
 fn base_config() -> SessionConfig {
@@ -198,14 +203,20 @@ impl Database {
                 relations: vec![],
                 next_id: 1,
                 subscribers: HashMap::new(),
+                sources: Vec::new(),
             }),
             writer: tokio::sync::Mutex::new(()),
             store,
             batch_state: query::with_postgres_functions(batch_state)?,
             view_state: query::with_postgres_functions(view_state)?,
+            self_ref: std::sync::OnceLock::new(),
         };
         db.replay()?;
-        Ok(Arc::new(db))
+        let db = Arc::new(db);
+        let _ = db.self_ref.set(Arc::downgrade(&db));
+        // Generated sources continue from the event count the log reached.
+        db.start_generators();
+        Ok(db)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -226,6 +237,9 @@ impl Database {
                 LogEntry::Changes { relation, batch } => {
                     let mut inner = self.lock();
                     self.apply_epoch(&mut inner, &relation, batch, false)?;
+                }
+                LogEntry::Generated { source, events } => {
+                    self.replay_generated(&source, events)?;
                 }
             }
         }

@@ -148,6 +148,7 @@ mod tests {
             .map(|e| match e {
                 LogEntry::Ddl(s) => s.clone(),
                 LogEntry::Changes { relation, batch } => format!("{relation}:{}", batch.len()),
+                LogEntry::Generated { source, events } => format!("{source}@{events}"),
             })
             .collect()
     }
