@@ -374,3 +374,89 @@ async fn drop_source_stops_the_generator_and_drops_its_streams() {
     }
     let _ = Output::command("");
 }
+
+/// Poll a one-value query over the wire until `done` accepts its value.
+async fn wait_for(
+    client: &tokio_postgres::Client,
+    sql: &str,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    let start = Instant::now();
+    loop {
+        let rows = common::query_rows(client, sql).await.expect(sql);
+        let v = rows
+            .first()
+            .and_then(|r| r.first())
+            .cloned()
+            .unwrap_or_default();
+        if done(&v) {
+            return v;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "{sql}: still {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn kill_9_mid_stream_then_restart_loses_and_repeats_nothing() {
+    const N: u64 = 100_000;
+    let mut server = common::Server::start();
+    let tmp = server.take_tmp();
+    let client = server.connect().await;
+    client
+        .batch_execute(&format!("CREATE SOURCE nexmark WITH (connector = 'nexmark', events = {N}, rate = 50000); CREATE MATERIALIZED VIEW per_channel AS SELECT channel, count(*) AS n, sum(price) AS total FROM bid GROUP BY channel"))
+        .await
+        .expect("create");
+    let at = wait_for(&client, "SELECT events FROM eddy_sources", |v| {
+        v.parse::<u64>().map(|e| e > 0).unwrap_or(false)
+    })
+    .await;
+    server.kill();
+    assert!(at.parse::<u64>().unwrap() < N, "killed too late ({at})");
+    let server = common::Server::start_in(&server.data_dir);
+    let client = server.connect().await;
+    wait_for(&client, "SELECT status FROM eddy_sources", |v| v == "done").await;
+    let count = common::query_rows(&client, "SELECT count(*) FROM bid")
+        .await
+        .expect("count");
+    assert_eq!(count, vec![vec![(N * 46 / 50).to_string()]]);
+    let batch = common::query_rows(
+        &client,
+        "SELECT channel, count(*) AS n, sum(price) AS total FROM bid GROUP BY channel ORDER BY channel",
+    )
+    .await
+    .expect("batch");
+    let view = common::query_rows(&client, "SELECT * FROM per_channel ORDER BY channel")
+        .await
+        .expect("view");
+    assert_eq!(view, batch);
+    drop(tmp);
+}
+
+#[tokio::test]
+async fn eddy_demo_serves_live_nexmark_views() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let server = common::Server::start_with(tmp.path(), &["demo", "--rate", "5000"]);
+    let client = server.connect().await;
+    for view in [
+        "bids_per_channel",
+        "bids_per_10s",
+        "hot_auctions",
+        "sellers_by_state",
+    ] {
+        wait_for(&client, &format!("SELECT count(*) FROM {view}"), |v| {
+            v != "0"
+        })
+        .await;
+    }
+    let running = common::query_rows(&client, "SELECT connector, status FROM eddy_sources")
+        .await
+        .expect("sources");
+    assert_eq!(
+        running,
+        vec![vec!["nexmark".to_string(), "running".to_string()]]
+    );
+}

@@ -28,9 +28,15 @@ impl Server {
 
     /// Start a server on an existing data directory (restart).
     pub fn start_in(dir: &Path) -> Server {
+        Server::start_with(dir, &[])
+    }
+
+    /// Start a server on `dir` with extra command-line arguments (e.g. `demo`).
+    pub fn start_with(dir: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
+            .args(extra)
             .env("EDDY_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
