@@ -4,7 +4,7 @@
 SELECT Q.seller, AVG(Q.final) OVER (PARTITION BY Q.seller ORDER BY Q.date_time ROWS BETWEEN 10 PRECEDING AND CURRENT ROW) AS avg
 FROM (
     SELECT MAX(B.price) AS final, A.seller, B.date_time
-    FROM auction AS A, bid AS B
-    WHERE A.id = B.auction AND B.date_time BETWEEN A.date_time AND A.expires
+    FROM auction AS A JOIN bid AS B ON A.id = B.auction
+    WHERE B.date_time BETWEEN A.date_time AND A.expires
     GROUP BY A.id, A.seller, B.date_time
 ) AS Q

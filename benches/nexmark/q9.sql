@@ -6,7 +6,7 @@ SELECT id, item_name, description, initial_bid, reserve, date_time, expires, sel
 FROM (
     SELECT A.*, B.auction, B.bidder, B.price, B.date_time AS bid_date_time,
            ROW_NUMBER() OVER (PARTITION BY A.id ORDER BY B.price DESC, B.date_time ASC) AS rownum
-    FROM auction A, bid B
-    WHERE A.id = B.auction AND B.date_time BETWEEN A.date_time AND A.expires
+    FROM auction A JOIN bid B ON A.id = B.auction
+    WHERE B.date_time BETWEEN A.date_time AND A.expires
 ) tmp
 WHERE rownum <= 1
