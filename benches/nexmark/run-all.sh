@@ -4,7 +4,8 @@
 # "nexmark:begin" and "nexmark:end" markers, with the machine description.
 #
 # Usage: benches/nexmark/run-all.sh [EVENTS]   (default 1000000; the issue's figure is 10000000)
-#        QUERIES="q0 q5" benches/nexmark/run-all.sh 10000000
+#        QUERIES="q0 q5" TIMEOUT=600 benches/nexmark/run-all.sh 10000000
+# A query that does not finish within TIMEOUT seconds gets a row saying so.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 EVENTS="${1:-1000000}"
@@ -16,10 +17,14 @@ fi
 table=$(mktemp)
 first=1
 for q in $QUERIES; do
-  out=$(cargo bench --bench nexmark -- --query "$q" --events "$EVENTS" --markdown 2>/dev/null)
-  if [ $first = 1 ]; then echo "$out" | head -2 >>"$table"; first=0; fi
-  echo "$out" | tail -n +3 >>"$table"
-  echo "$out" | tail -n +3
+  if out=$(timeout "${TIMEOUT:-600}" cargo bench --bench nexmark -- --query "$q" --events "$EVENTS" --markdown 2>/dev/null); then
+    if [ $first = 1 ]; then echo "$out" | head -2 >>"$table"; first=0; fi
+    row=$(echo "$out" | tail -n +3)
+  else
+    row="| $q | $EVENTS | did not finish within ${TIMEOUT:-600} s | | | | | | | | |"
+  fi
+  echo "$row" >>"$table"
+  echo "$row"
 done
 cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
 cores=$(nproc)
