@@ -129,8 +129,9 @@ async fn view_contents(db: &Database) -> BTreeMap<String, Vec<String>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runnable_queries_equal_batch_answers_and_survive_restart() {
     let store = Arc::new(MemoryStore::default());
-    // Small chunks, so views are created (and backfilled) while events flow.
-    let db = start(Box::new(store.clone()), ", batch_size = 1000").await;
+    // Paced in small chunks, so views are created (and backfilled) while events flow and
+    // the log has chunks after the last CREATE to cut between.
+    let db = start(Box::new(store.clone()), ", rate = 5000, batch_size = 1000").await;
     let mut s = Session::default();
     wait_done(&db, &mut s).await;
 
@@ -197,13 +198,22 @@ async fn runnable_queries_equal_batch_answers_and_survive_restart() {
     // A crash mid-stream: the log as it was partway through. The reopened database
     // continues from the logged event count and ends with the same views.
     let entries = store.replay().expect("replay");
+    // Cut after every view's CREATE, between two chunks.
+    let last_ddl = entries
+        .iter()
+        .rposition(|e| matches!(e, eddy::state::LogEntry::Ddl(_)))
+        .expect("ddl");
     let generated: Vec<usize> = entries
         .iter()
         .enumerate()
-        .filter(|(_, e)| matches!(e, eddy::state::LogEntry::Generated { .. }))
+        .filter(|(i, e)| *i > last_ddl && matches!(e, eddy::state::LogEntry::Generated { .. }))
         .map(|(i, _)| i)
         .collect();
-    assert!(generated.len() > 4, "expected several logged chunks");
+    assert!(
+        generated.len() > 4,
+        "expected several logged chunks after the views were created, got {}",
+        generated.len()
+    );
     let cut = generated[generated.len() / 2] + 1;
     let crashed = MemoryStore::default();
     crashed.append(&entries[..cut]).expect("copy");
@@ -376,6 +386,10 @@ async fn drop_source_stops_the_generator_and_drops_its_streams() {
             "0A000",
         ),
         ("DROP SOURCE nope", "42704"),
+        (
+            "CREATE STREAM nx_bid (a INT) WITH (connector = 'datagen')",
+            "42P07",
+        ),
     ] {
         match db.execute(&mut s, sql, &[]).await {
             Ok(o) => panic!("{sql}: accepted ({o:?})"),

@@ -292,6 +292,14 @@ impl Database {
                 else {
                     unreachable!("matched above")
                 };
+                if self.lock().get(&name).is_some() {
+                    // The stream exists already (and is not a generated one: that case
+                    // was answered above): nothing to create or generate.
+                    if if_not_exists {
+                        return Ok("CREATE STREAM".into());
+                    }
+                    return Err(EddyError::DuplicateRelation(name));
+                }
                 let plain = EddyStatement::CreateSource {
                     name: name.clone(),
                     is_stream,
