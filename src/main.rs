@@ -1,4 +1,5 @@
-//! The `eddy` binary: `eddy [serve]` runs the server (the default).
+//! The `eddy` binary: `eddy [serve]` runs the server (the default); `eddy demo` runs it
+//! with a Nexmark source and a few live views.
 
 use std::path::PathBuf;
 
@@ -61,6 +62,32 @@ struct Cli {
 enum Command {
     /// Run the server (default).
     Serve,
+    /// Run the server on a fresh temporary data directory with a Nexmark source
+    /// (person, auction, bid) and a few live views, ready to query.
+    Demo {
+        /// Nexmark events generated per second.
+        #[arg(long, default_value_t = 1000)]
+        rate: u64,
+    },
+}
+
+/// What `eddy demo` creates.
+fn demo_statements(rate: u64) -> Vec<String> {
+    vec![
+        // Event time follows the wall clock: it starts now and advances 1/rate per event.
+        format!(
+            "CREATE SOURCE nexmark WITH (connector = 'nexmark', rate = {rate}, inter_event_delay_us = {}, base_time = {}, retention = '1 minute')",
+            1_000_000 / rate.max(1),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0)
+        ),
+        "CREATE MATERIALIZED VIEW bids_per_channel AS SELECT channel, count(*) AS bids, count(DISTINCT bidder) AS bidders, max(price) AS top_price FROM bid GROUP BY channel".into(),
+        "CREATE MATERIALIZED VIEW bids_per_10s AS SELECT window_start, window_end, count(*) AS bids, avg(price) AS avg_price FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND) GROUP BY window_start, window_end".into(),
+        "CREATE MATERIALIZED VIEW hot_auctions AS SELECT b.auction, a.item_name, count(*) AS bids FROM bid b JOIN auction a WITHIN 1 HOUR ON b.auction = a.id GROUP BY b.auction, a.item_name".into(),
+        "CREATE MATERIALIZED VIEW sellers_by_state AS SELECT p.state, count(*) AS auctions FROM auction a JOIN person p WITHIN 1 HOUR ON a.seller = p.id GROUP BY p.state".into(),
+    ]
 }
 
 fn main() -> anyhow::Result<()> {
@@ -73,15 +100,15 @@ fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
+    let config = server_config(&cli)?;
+    let brokers = cli.kafka_brokers.clone();
     match cli.command.as_ref().unwrap_or(&Command::Serve) {
-        Command::Serve => {
-            let config = server_config(&cli)?;
-            serve(
-                &cli.listen,
-                &cli.data_dir,
-                config,
-                cli.kafka_brokers.clone(),
-            )
+        Command::Serve => serve(&cli.listen, &cli.data_dir, config, brokers, &[]),
+        Command::Demo { rate } => {
+            let dir = tempfile_dir()?;
+            let r = serve(&cli.listen, &dir, config, brokers, &demo_statements(*rate));
+            let _ = std::fs::remove_dir_all(&dir);
+            r
         }
     }
 }
@@ -110,11 +137,19 @@ fn server_config(cli: &Cli) -> anyhow::Result<eddy::server::ServerConfig> {
     Ok(config)
 }
 
+/// A fresh directory for the demo's data (removed when the demo ends).
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("eddy-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
 fn serve(
     listen: &str,
     data_dir: &PathBuf,
     config: eddy::server::ServerConfig,
     kafka_brokers: Option<String>,
+    setup: &[String],
 ) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -124,6 +159,12 @@ fn serve(
             .with_context(|| format!("opening data directory {}", data_dir.display()))?;
         let db = eddy::Database::open_with(Box::new(store), eddy::Config { kafka_brokers })
             .context("loading the catalog and data")?;
+        let mut session = eddy::Session::default();
+        for sql in setup {
+            db.execute(&mut session, sql, &[])
+                .await
+                .with_context(|| format!("demo setup: {sql}"))?;
+        }
         let (listener, addr) = eddy::server::bind(listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
@@ -133,6 +174,17 @@ fn serve(
         // Tests and scripts read this line to find the port.
         println!("eddy listening on {addr} (data in {})", data_dir.display());
         println!("connect with: psql -h {} -p {}", addr.ip(), addr.port());
+        if !setup.is_empty() {
+            println!(
+                "demo: a Nexmark source feeds the streams person, auction and bid; live views:"
+            );
+            println!("  SELECT * FROM bids_per_channel ORDER BY bids DESC LIMIT 5;");
+            println!("  SELECT * FROM bids_per_10s ORDER BY window_start DESC LIMIT 5;");
+            println!("  SELECT * FROM hot_auctions ORDER BY bids DESC LIMIT 5;");
+            println!("  SELECT * FROM sellers_by_state ORDER BY auctions DESC;");
+            println!("  SELECT * FROM eddy_sources;   -- events generated so far");
+            println!("  SUBSCRIBE bids_per_10s;       -- changes as they happen");
+        }
         use std::io::Write;
         std::io::stdout().flush()?;
         tokio::select! {

@@ -48,6 +48,18 @@ impl Database {
     }
 
     pub(super) fn apply_ddl(&self, stmt: &EddyStatement, sql: &str, log: bool) -> Result<String> {
+        self.apply_ddl_inner(stmt, sql, log, false)
+    }
+
+    /// `source_streams`: the statement may drop streams a generated source feeds (it is
+    /// that source's DROP SOURCE).
+    pub(super) fn apply_ddl_inner(
+        &self,
+        stmt: &EddyStatement,
+        sql: &str,
+        log: bool,
+        source_streams: bool,
+    ) -> Result<String> {
         match stmt {
             EddyStatement::CreateSource {
                 name,
@@ -58,6 +70,9 @@ impl Database {
                 if_not_exists,
                 watermark,
             } => {
+                if let Some(connector) = super::sources::generated_connector(options) {
+                    return self.create_generated_source(stmt, sql, log, connector);
+                }
                 if self.lock().get(name).is_some() {
                     if *if_not_exists {
                         return Ok(tag_create(*is_stream));
@@ -370,6 +385,9 @@ impl Database {
                 if_exists,
                 cascade,
             } => {
+                if *kind == DropKind::Source {
+                    return self.drop_generated_source(names, *if_exists, *cascade, sql, log);
+                }
                 let mut inner = self.lock();
                 let mut to_drop: Vec<String> = Vec::new();
                 for name in names {
@@ -379,6 +397,13 @@ impl Database {
                         }
                         return Err(EddyError::UnknownRelation(name.clone()));
                     };
+                    if !source_streams {
+                        if let Some(source) = Database::source_of_stream(&inner, name) {
+                            return Err(EddyError::DependentObjects(format!(
+                                "cannot drop stream {name}: source {source} feeds it; use DROP SOURCE {source}"
+                            )));
+                        }
+                    }
                     check_drop_kind(*kind, rel)?;
                     let dependents = dependents_of(&inner, name);
                     let outside: Vec<&String> =
@@ -413,6 +438,7 @@ impl Database {
                     DropKind::Table => "DROP TABLE",
                     DropKind::MaterializedView => "DROP MATERIALIZED VIEW",
                     DropKind::View => "DROP VIEW",
+                    DropKind::Source => "DROP SOURCE",
                 }
                 .into())
             }
@@ -611,17 +637,32 @@ fn view_storage(
 /// Feed a new view the current contents of its inputs.
 fn backfill(inner: &mut Inner, rel: &mut Relation) -> Result<()> {
     let flow = rel.dataflow.as_mut().expect("a view has a dataflow");
-    let mut deltas = HashMap::new();
+    // Tables and views first, streams second: a stream row joins a table as the table is
+    // when the row arrives, and the stored stream rows arrived after the table's current
+    // contents (as far as this new view can know), so they must see them.
+    let mut tables = HashMap::new();
+    let mut streams = HashMap::new();
     for (slot, src) in flow.sources.iter().enumerate() {
         let source = inner
             .get_mut(src)
             .ok_or_else(|| EddyError::UnknownRelation(src.clone()))?;
         let batches = source.storage.snapshot()?;
         let data = concat_batches(&source.schema, batches.iter())?;
-        deltas.insert(slot, ChangeBatch::inserts(data));
+        if source.kind.is_append_only() {
+            streams.insert(slot, ChangeBatch::inserts(data));
+        } else {
+            tables.insert(slot, ChangeBatch::inserts(data));
+        }
     }
     let watermark = min_watermark(&flow.watermark_sources, |s| inner.watermark_of(s));
-    if let Some(out) = flow.step(&deltas, watermark)? {
+    if !tables.is_empty() && !streams.is_empty() {
+        if let Some(out) = flow.step(&tables, None)? {
+            rel.storage.apply(&out)?;
+        }
+        tables.clear();
+    }
+    tables.extend(streams);
+    if let Some(out) = flow.step(&tables, watermark)? {
         rel.storage.apply(&out)?;
     }
     Ok(())
@@ -644,6 +685,7 @@ fn check_drop_kind(kind: DropKind, rel: &Relation) -> Result<()> {
         DropKind::Stream => matches!(rel.kind, RelationKind::Stream | RelationKind::DerivedStream),
         DropKind::Table => matches!(rel.kind, RelationKind::Table | RelationKind::DerivedTable),
         DropKind::MaterializedView | DropKind::View => rel.kind == RelationKind::MaterializedView,
+        DropKind::Source => false,
     };
     if ok {
         Ok(())
@@ -661,7 +703,7 @@ fn check_drop_kind(kind: DropKind, rel: &Relation) -> Result<()> {
     }
 }
 
-fn option_name(o: &SqlOption) -> String {
+pub(super) fn option_name(o: &SqlOption) -> String {
     match o {
         SqlOption::KeyValue { key, .. } => key.value.to_lowercase(),
         other => other.to_string().to_lowercase(),
@@ -683,7 +725,7 @@ pub(super) fn option_pairs(options: &[SqlOption]) -> Vec<(String, String)> {
         .collect()
 }
 
-fn option_value(o: &SqlOption) -> String {
+pub(super) fn option_value(o: &SqlOption) -> String {
     use datafusion::sql::sqlparser::ast::{Expr, Value};
     match o {
         SqlOption::KeyValue { value, .. } => match value {

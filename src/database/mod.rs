@@ -19,6 +19,7 @@ pub mod params;
 mod pg_functions;
 mod query;
 mod show;
+pub(crate) mod sources;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -85,6 +86,8 @@ pub(crate) struct Inner {
     pub next_id: u64,
     /// Push-query subscribers, by relation.
     pub subscribers: HashMap<String, Vec<crate::view::subscription::Subscriber>>,
+    /// Generated sources (nexmark, datagen) and their progress.
+    pub sources: Vec<sources::GeneratedSource>,
 }
 
 impl Inner {
@@ -167,6 +170,8 @@ pub struct Database {
     view_state: SessionState,
     /// Kafka sources and sinks: their tasks, status and offsets.
     kafka: crate::connectors::kafka::KafkaRuntime,
+    /// The database's own handle, for the background tasks of generated sources.
+    self_ref: std::sync::OnceLock<std::sync::Weak<Database>>,
 }
 
 /// Server configuration the database needs.
@@ -217,18 +222,23 @@ impl Database {
                 relations: vec![],
                 next_id: 1,
                 subscribers: HashMap::new(),
+                sources: Vec::new(),
             }),
             writer: tokio::sync::Mutex::new(()),
             store,
             batch_state: query::with_postgres_functions(batch_state)?,
             view_state: query::with_postgres_functions(view_state)?,
             kafka: Default::default(),
+            self_ref: std::sync::OnceLock::new(),
         };
         db.kafka.set_default_brokers(config.kafka_brokers);
         db.replay()?;
         let db = Arc::new(db);
         db.kafka.attach(Arc::downgrade(&db));
         db.kafka.start_all();
+        let _ = db.self_ref.set(Arc::downgrade(&db));
+        // Generated sources continue from the event count the log reached.
+        db.start_generators();
         Ok(db)
     }
 
@@ -253,6 +263,9 @@ impl Database {
                 }
                 LogEntry::KafkaOffsets { relation, offsets } => {
                     self.kafka.record_offsets(&relation, &offsets);
+                }
+                LogEntry::Generated { source, events } => {
+                    self.replay_generated(&source, events)?;
                 }
             }
         }

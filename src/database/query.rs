@@ -297,6 +297,12 @@ impl Database {
                     schema.register_table(table.to_string(), Arc::new(t))?;
                 }
             }
+            if names.contains(super::sources::SYSTEM_SOURCES) {
+                let batch = super::sources::system_sources(&inner)?;
+                let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
+                schema
+                    .register_table(super::sources::SYSTEM_SOURCES.to_string(), Arc::new(table))?;
+            }
             if names.contains(SYSTEM_RELATIONS) {
                 let batch = system_relations(&inner)?;
                 let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;

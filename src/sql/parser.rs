@@ -53,6 +53,8 @@ pub enum DropKind {
     Table,
     MaterializedView,
     View,
+    /// A generated source (nexmark, datagen) and the streams it feeds.
+    Source,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,6 +200,7 @@ fn parse_inner(sql: &str) -> Result<EddyStatement> {
             sql,
         )?)),
         ("DROP", "STREAM", _) => parse_drop(sql, DropKind::Stream),
+        ("DROP", "SOURCE", _) => parse_drop(sql, DropKind::Source),
         ("DROP", "TABLE", _) => parse_drop(sql, DropKind::Table),
         ("DROP", "VIEW", _) => parse_drop(sql, DropKind::View),
         ("DROP", "MATERIALIZED", "VIEW") => parse_drop(sql, DropKind::MaterializedView),
@@ -436,7 +439,11 @@ fn parse_create_stream(
         });
     }
     expect_end(&mut p)?;
-    if columns.is_empty() {
+    // A generated source (nexmark) defines its own columns.
+    let has_connector = options.iter().any(|o| {
+        matches!(o, SqlOption::KeyValue { key, .. } if key.value.eq_ignore_ascii_case("connector"))
+    });
+    if columns.is_empty() && !has_connector {
         return Err(EddyError::syntax(format!(
             "syntax error: CREATE STREAM {name} needs a column list, e.g. CREATE STREAM {name} (id INT, ts TIMESTAMP)"
         )));

@@ -596,9 +596,9 @@ fn rewrite_set_expr(
         SetExpr::Select(select) => {
             let mut here = None;
             for twj in select.from.iter_mut() {
-                rewrite_factor(&mut twj.relation, cat, &mut here)?;
+                rewrite_factor(&mut twj.relation, cat, &mut here, spec)?;
                 for j in twj.joins.iter_mut() {
-                    rewrite_factor(&mut j.relation, cat, &mut here)?;
+                    rewrite_factor(&mut j.relation, cat, &mut here, spec)?;
                 }
             }
             if let Some(s) = here {
@@ -618,13 +618,16 @@ fn rewrite_set_expr(
     }
 }
 
+/// `spec` is the window of this SELECT's own FROM; a subquery in FROM reports its window
+/// to `outer` (it groups by its window itself, the SELECT around it need not).
 fn rewrite_factor(
     f: &mut TableFactor,
     cat: &WindowCatalog,
     spec: &mut Option<WindowSpec>,
+    outer: &mut Option<WindowSpec>,
 ) -> Result<()> {
     if let TableFactor::Derived { subquery, .. } = f {
-        return rewrite_set_expr(&mut subquery.body, cat, spec);
+        return rewrite_set_expr(&mut subquery.body, cat, outer);
     }
     let Some(w) = window_function(f)? else {
         return Ok(());

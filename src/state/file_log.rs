@@ -149,6 +149,7 @@ mod tests {
                 LogEntry::Ddl(s) => s.clone(),
                 LogEntry::Changes { relation, batch } => format!("{relation}:{}", batch.len()),
                 LogEntry::KafkaOffsets { relation, offsets } => format!("{relation}@{offsets:?}"),
+                LogEntry::Generated { source, events } => format!("{source}@{events}"),
             })
             .collect()
     }

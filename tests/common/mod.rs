@@ -50,6 +50,11 @@ impl Server {
         Server::spawn(dir, &[], &[], Stdio::inherit())
     }
 
+    /// Start a server on `dir` with extra command-line arguments (e.g. `demo`).
+    pub fn start_with(dir: &Path, extra: &[&str]) -> Server {
+        Server::spawn(dir, extra, &[], Stdio::inherit())
+    }
+
     /// Start on `dir` with extra environment variables (e.g. EDDY_KAFKA_BROKERS).
     pub fn start_in_with(dir: &Path, env: &[(&str, &str)]) -> Server {
         Server::spawn(dir, &[], env, Stdio::inherit())
