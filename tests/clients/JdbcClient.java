@@ -61,6 +61,22 @@ public class JdbcClient {
         check(column(md.getTypeInfo(), "TYPE_NAME").contains("int4"), "type info");
         column(md.getFunctions(null, "public", "%"), "FUNCTION_NAME");
         c.commit();
+
+        // Subscribing to changes through a cursor while another connection writes.
+        try (Statement s = c.createStatement()) {
+            s.execute("DECLARE live CURSOR FOR SUBSCRIBE by_sym WITH (SNAPSHOT = false)");
+            try (Connection w = DriverManager.getConnection(c.getMetaData().getURL(), "eddy", "");
+                 Statement ws = w.createStatement()) {
+                ws.executeUpdate("INSERT INTO trades VALUES (100, 'NEW', 1.5, 7, TIMESTAMP '2026-01-01 11:00:00', true)");
+            }
+            try (ResultSet r = s.executeQuery("FETCH ALL live WITH (timeout = '5s')")) {
+                check(r.next(), "a change arrives");
+                check(r.getLong("eddy_diff") == 1 && r.getString("sym").equals("NEW") && r.getLong("n") == 1, "the change");
+                check(!r.next(), "one change");
+            }
+            s.execute("CLOSE live");
+        }
+        c.commit();
     }
 
     public static void main(String[] args) throws Exception {

@@ -55,4 +55,14 @@ for driver in ("psycopg", "psycopg2"):
             assert list(df.columns) == ["customer", "total"], df.columns
         df = pd.read_sql(sa.text("SELECT id, amount FROM sa_big WHERE amount > :x ORDER BY id"), conn, params={"x": 20})
         assert df["id"].tolist()[:2] == [1, 2], df
+
+        # Subscribing to changes through a cursor while another connection writes.
+        conn.exec_driver_sql(f"DECLARE live_{driver} CURSOR FOR SUBSCRIBE sa_totals WITH (SNAPSHOT = false)")
+        with engine.connect() as other:
+            other.execution_options(isolation_level="AUTOCOMMIT").execute(
+                sa.text("INSERT INTO sa_orders VALUES (:id, 'zed', 1.0, 1.0, '2026-01-01 00:00:00')"),
+                {"id": 100 if driver == "psycopg" else 101})
+        rows = conn.exec_driver_sql(f"FETCH ALL live_{driver} WITH (timeout = '5s')").fetchall()
+        assert [(r[1], r[2]) for r in rows][-1:] and rows[-1][2] == "zed", rows
+        conn.exec_driver_sql(f"CLOSE live_{driver}")
     print(driver, "ok")
