@@ -767,14 +767,9 @@ fn check_source_options(options: &[SqlOption], is_stream: bool) -> Result<Source
     Ok(out)
 }
 
-/// Views behind `SUBSCRIBE (SELECT ...)` are named with this prefix (reserved).
-pub const TRANSIENT_PREFIX: &str = "eddy_subscribe_";
+pub use crate::catalog::pg_catalog::{is_transient, TRANSIENT_PREFIX};
 const TRANSIENT_ID_BASE: u64 = 1 << 40;
 static TRANSIENT_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-
-pub fn is_transient(name: &str) -> bool {
-    name.starts_with(TRANSIENT_PREFIX)
-}
 
 /// The implicit event-time column of a stream that declares none (ksqlDB's ROWTIME).
 pub(crate) const ROWTIME: &str = "rowtime";

@@ -122,6 +122,18 @@ pub fn constraint_oid(r: &Relation) -> i64 {
     CONSTRAINT_OID_BASE + r.id as i64
 }
 
+/// The relations tools see: not the transient views behind `SUBSCRIBE (SELECT ...)`.
+fn listed(all: &[Relation]) -> Vec<&Relation> {
+    all.iter().filter(|r| !is_transient(&r.name)).collect()
+}
+
+/// Views behind `SUBSCRIBE (SELECT ...)` are named with this prefix (reserved).
+pub const TRANSIENT_PREFIX: &str = "eddy_subscribe_";
+
+pub fn is_transient(name: &str) -> bool {
+    name.starts_with(TRANSIENT_PREFIX)
+}
+
 /// Whether the user asked for a plain view (`CREATE VIEW`); eddy maintains it anyway.
 pub fn is_plain_view(r: &Relation) -> bool {
     if r.kind != RelationKind::MaterializedView {
@@ -424,7 +436,8 @@ use Ty::*;
 use V::*;
 
 /// The rows of `pg_catalog.<name>`, or `None` if eddy has no such relation.
-pub fn table(name: &str, relations: &[Relation]) -> Result<Option<RecordBatch>> {
+pub fn table(name: &str, all: &[Relation]) -> Result<Option<RecordBatch>> {
+    let relations = &listed(all);
     let b = |cols: &[(&str, Ty)], rows: Vec<Vec<V>>| build(cols, rows);
     let keyed = || relations.iter().filter(|r| !r.primary_key.is_empty());
     Ok(Some(match name {
@@ -1234,8 +1247,9 @@ fn empty_table(name: &str) -> Result<RecordBatch> {
 
 /// The rows of `information_schema.<name>`. Materialized views are left out of
 /// `tables`/`columns`, as in Postgres (tools find them through `pg_class`).
-pub fn information_schema_table(name: &str, relations: &[Relation]) -> Result<Option<RecordBatch>> {
-    let in_info = |r: &&Relation| relkind(r) != "m";
+pub fn information_schema_table(name: &str, all: &[Relation]) -> Result<Option<RecordBatch>> {
+    let relations = &listed(all);
+    let in_info = |r: &&&Relation| relkind(r) != "m";
     Ok(Some(match name {
         "tables" => {
             let rows = relations
