@@ -77,3 +77,18 @@ fn node_postgres() {
         "node-postgres client",
     );
 }
+
+#[test]
+fn asyncpg_and_pg8000() {
+    let server = common::Server::start();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/asyncpg_pg8000_client.py"
+    );
+    run(
+        Command::new("python3")
+            .arg(script)
+            .arg(server.port.to_string()),
+        "asyncpg / pg8000 client",
+    );
+}
