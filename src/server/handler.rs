@@ -446,6 +446,35 @@ fn to_response(out: Output, format: &Format) -> PgWireResult<Response> {
     }
 }
 
+/// Arm the connection's cancel handle for a push query this handler streams itself (for
+/// statements run through `do_query`, pgwire arms it).
+async fn arm_cancel<C: ClientInfo>(client: &C) -> Option<futures::channel::oneshot::Receiver<()>> {
+    match cancel_handle(client) {
+        Some(h) => Some(h.start_query().await),
+        None => None,
+    }
+}
+
+/// Send a push query's rows as they come, each flushed, then its CommandComplete.
+async fn stream_rows<C>(client: &mut C, mut qr: QueryResponse) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    use futures::SinkExt;
+    use pgwire::messages::response::CommandComplete;
+    let mut n = 0;
+    while let Some(row) = qr.data_rows().next().await {
+        client.send(PgWireBackendMessage::DataRow(row?)).await?;
+        n += 1;
+    }
+    let tag: CommandComplete = Tag::new("SELECT").with_rows(n).into();
+    client
+        .send(PgWireBackendMessage::CommandComplete(tag))
+        .await?;
+    Ok(())
+}
+
 /// A push query's rows until the client cancels it (a CancelRequest, e.g. psql's Ctrl-C):
 /// then one 57014 error, as Postgres answers a cancelled statement.
 fn until_cancelled<S>(
@@ -525,10 +554,7 @@ impl SimpleQueryHandler for Connection {
             return self._on_query(client, query).await;
         }
         client.set_state(PgWireConnectionState::QueryInProgress);
-        let cancel = match cancel_handle(client) {
-            Some(h) => Some(h.start_query().await),
-            None => None,
-        };
+        let cancel = arm_cancel(client).await;
         let copy = copy_subscribe_inner(&query.query).map(str::to_string);
         let text = copy
             .clone()
@@ -604,22 +630,13 @@ impl SimpleQueryHandler for Connection {
                 });
                 match out {
                     Ok(out) => match out? {
-                        Response::Query(mut qr) => {
+                        Response::Query(qr) => {
                             let desc =
                                 RowDescription::new(qr.row_schema.iter().map(Into::into).collect());
                             client
                                 .send(PgWireBackendMessage::RowDescription(desc))
                                 .await?;
-                            let mut n = 0;
-                            while let Some(row) = qr.data_rows().next().await {
-                                client.send(PgWireBackendMessage::DataRow(row?)).await?;
-                                n += 1;
-                            }
-                            let tag: CommandComplete = Tag::new("SELECT").with_rows(n).into();
-                            client
-                                .send(PgWireBackendMessage::CommandComplete(tag))
-                                .await?;
-                            Ok(())
+                            stream_rows(client, qr).await
                         }
                         _ => Err(to_pgwire(EddyError::internal("push query without rows"))),
                     },
@@ -825,10 +842,8 @@ impl ExtendedQueryHandler for Connection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        use futures::SinkExt;
         use pgwire::api::portal::PortalExecutionState;
         use pgwire::api::PgWireConnectionState;
-        use pgwire::messages::response::CommandComplete;
         let name = message.name.as_deref().unwrap_or(pgwire::api::DEFAULT_NAME);
         let portal = match client.portal_store().get_portal(name) {
             Some(Entry::Value(p)) => Some(p),
@@ -843,10 +858,7 @@ impl ExtendedQueryHandler for Connection {
             return self._on_execute(client, message).await;
         }
         client.set_state(PgWireConnectionState::QueryInProgress);
-        let cancel = match cancel_handle(client) {
-            Some(h) => Some(h.start_query().await),
-            None => None,
-        };
+        let cancel = arm_cancel(client).await;
         let params = self.parameters(&portal).await?;
         let out = {
             let mut session = self.session.lock().await;
@@ -866,7 +878,7 @@ impl ExtendedQueryHandler for Connection {
                 "push query without a subscription",
             )));
         };
-        let Response::Query(mut qr) = subscription_response(
+        let Response::Query(qr) = subscription_response(
             schema,
             snapshot,
             subscription,
@@ -877,15 +889,7 @@ impl ExtendedQueryHandler for Connection {
         else {
             return Err(to_pgwire(EddyError::internal("push query without rows")));
         };
-        let mut n = 0;
-        while let Some(row) = qr.data_rows().next().await {
-            client.send(PgWireBackendMessage::DataRow(row?)).await?;
-            n += 1;
-        }
-        let tag: CommandComplete = Tag::new("SELECT").with_rows(n).into();
-        client
-            .send(PgWireBackendMessage::CommandComplete(tag))
-            .await?;
+        stream_rows(client, qr).await?;
         client.set_state(PgWireConnectionState::ReadyForQuery);
         Ok(())
     }
