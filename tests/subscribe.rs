@@ -28,6 +28,24 @@ async fn next_row(
     }
 }
 
+/// How a push query ends: its error (`None` if it ended without one), within 10 s.
+async fn stream_end(
+    stream: &mut (impl futures::Stream<Item = Result<SimpleQueryMessage, tokio_postgres::Error>>
+              + Unpin),
+) -> Option<tokio_postgres::Error> {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match stream.next().await {
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Some(e),
+                None => return None,
+            }
+        }
+    })
+    .await
+    .expect("the push query ends in time")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribe_streams_changes_as_they_commit() {
     let server = Server::start();
@@ -59,18 +77,7 @@ async fn subscribe_streams_changes_as_they_commit() {
     );
     // Dropping the relation ends the subscription with an error.
     writer.batch_execute("DROP TABLE totals").await.unwrap();
-    let end = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match stream.next().await {
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => return Some(e),
-                None => return None,
-            }
-        }
-    })
-    .await
-    .expect("the subscription ends");
-    let e = end.expect("ends with an error");
+    let e = stream_end(&mut stream).await.expect("ends with an error");
     let db = e.as_db_error().expect("a server error");
     assert_eq!(db.code().code(), "57014");
     assert!(db.message().contains("was dropped"), "{}", db.message());
@@ -193,18 +200,9 @@ async fn cancel_request_stops_a_push_query() {
         .cancel_query(tokio_postgres::NoTls)
         .await
         .expect("cancel request sent");
-    let end = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match stream.next().await {
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => return Some(e),
-                None => return None,
-            }
-        }
-    })
-    .await
-    .expect("the push query ends on cancel")
-    .expect("with an error");
+    let end = stream_end(&mut stream)
+        .await
+        .expect("the push query ends on cancel with an error");
     assert_eq!(common::sqlstate(&end), "57014", "{end}");
     drop(stream);
     // The connection is usable afterwards, and other connections never noticed.

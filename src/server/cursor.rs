@@ -229,7 +229,9 @@ fn parse_timeout(v: &str) -> Result<Duration> {
             _ => None,
         };
         if let Some(s) = secs {
-            return Ok(Duration::from_secs_f64(s.max(0.0)));
+            return Duration::try_from_secs_f64(s.max(0.0)).map_err(|_| {
+                EddyError::query("22008", format!("FETCH timeout '{v}' is out of range"))
+            });
         }
     }
     Ok(Duration::from_micros(
@@ -391,6 +393,7 @@ mod tests {
         );
         assert_eq!(parse_timeout("250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(parse_timeout("0").unwrap(), Duration::ZERO);
+        assert!(parse_timeout("99999999999999999999999999999").is_err());
         assert_eq!(
             parse("CLOSE ALL").unwrap().unwrap(),
             CursorStatement::Close(None)

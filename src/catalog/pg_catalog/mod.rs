@@ -14,10 +14,10 @@ pub mod types;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, BooleanArray, Float32Array, Int16Array, Int16Builder, Int32Array, Int64Array,
-    Int64Builder, ListBuilder, RecordBatch, StringArray, StringBuilder, TimestampMicrosecondArray,
+    Array, ArrayRef, BooleanArray, Float32Array, Int16Array, Int32Array, Int64Array, ListArray,
+    ListBuilder, RecordBatch, StringArray, StringBuilder, TimestampMicrosecondArray,
 };
-use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, Field, Int16Type, Int64Type, Schema, TimeUnit};
 
 use super::{Relation, RelationKind};
 use crate::error::Result;
@@ -390,35 +390,17 @@ fn build(cols: &[(&str, Ty)], rows: Vec<Vec<V>>) -> Result<RecordBatch> {
                 (a.data_type().clone(), Arc::new(a))
             }
             Ty::Int2Array => {
-                let mut b = ListBuilder::new(Int16Builder::new());
-                for v in cells {
-                    match v {
-                        V::IA(items) => {
-                            for n in items {
-                                b.values().append_value(*n as i16);
-                            }
-                            b.append(true);
-                        }
-                        _ => b.append(false),
-                    }
-                }
-                let a = b.finish();
+                let a = ListArray::from_iter_primitive::<Int16Type, _, _>(cells.map(|v| match v {
+                    V::IA(items) => Some(items.iter().map(|n| Some(*n as i16)).collect::<Vec<_>>()),
+                    _ => None,
+                }));
                 (a.data_type().clone(), Arc::new(a))
             }
             Ty::OidArray => {
-                let mut b = ListBuilder::new(Int64Builder::new());
-                for v in cells {
-                    match v {
-                        V::IA(items) => {
-                            for n in items {
-                                b.values().append_value(*n);
-                            }
-                            b.append(true);
-                        }
-                        _ => b.append(false),
-                    }
-                }
-                let a = b.finish();
+                let a = ListArray::from_iter_primitive::<Int64Type, _, _>(cells.map(|v| match v {
+                    V::IA(items) => Some(items.iter().map(|n| Some(*n)).collect::<Vec<_>>()),
+                    _ => None,
+                }));
                 (a.data_type().clone(), Arc::new(a))
             }
         };
