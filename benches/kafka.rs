@@ -227,7 +227,7 @@ fn main() {
     let tmp = tempfile::tempdir().unwrap();
     let (eddy_rate, eddy_rows) = rt.block_on(async {
         let store = eddy::state::FileLog::open(tmp.path()).unwrap();
-        let db = Database::open_with(Box::new(store), Config { kafka_brokers: Some(brokers.clone()) }).unwrap();
+        let db = Database::open_with(Box::new(store), Config { kafka_brokers: Some(brokers.clone()), ..Default::default() }).unwrap();
         let mut s = Session::default();
         let start = Instant::now();
         db.execute(&mut s, "CREATE STREAM pv (user_id INT, page VARCHAR, ms BIGINT) WITH (KAFKA_TOPIC='pv', VALUE_FORMAT='JSON', RETENTION='1 second')", &[]).await.unwrap();

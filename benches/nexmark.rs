@@ -42,6 +42,9 @@ impl Store for NoLog {
     fn size_on_disk(&self) -> u64 {
         0
     }
+    fn truncate(&self) -> eddy::Result<()> {
+        Ok(())
+    }
 }
 
 /// q11's sessions in batch SQL (DataFusion has no SESSION table function): see

@@ -28,6 +28,9 @@ impl Store for NoLog {
     fn size_on_disk(&self) -> u64 {
         0
     }
+    fn truncate(&self) -> eddy::Result<()> {
+        Ok(())
+    }
 }
 
 const BATCH: usize = 10_000;

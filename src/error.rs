@@ -52,6 +52,10 @@ pub enum EddyError {
     // ---- our fault ---------------------------------------------------------------------
     #[error("internal error: {0}")]
     Internal(String),
+    /// An operator (or a function it called) panicked on some input. Our bug, but bound
+    /// to that input: the epoch aborts and a source counts the records as bad and goes on.
+    #[error("internal error: {0}")]
+    OperatorPanic(String),
 }
 
 impl EddyError {
@@ -69,7 +73,7 @@ impl EddyError {
             EddyError::Storage(_) => "58030",
             EddyError::Io(_) => "58030",
             EddyError::Kafka(_) => "08006",
-            EddyError::Internal(_) => "XX000",
+            EddyError::Internal(_) | EddyError::OperatorPanic(_) => "XX000",
         }
     }
 
@@ -237,5 +241,12 @@ fn strip_df_noise(m: &str) -> String {
 impl From<rdkafka::error::KafkaError> for EddyError {
     fn from(e: rdkafka::error::KafkaError) -> Self {
         EddyError::Kafka(e.to_string())
+    }
+}
+
+/// A fault of the state store's disk (or a corrupt store): the outside world's, like `Io`.
+impl From<sled::Error> for EddyError {
+    fn from(e: sled::Error) -> Self {
+        EddyError::Storage(format!("state store: {e}"))
     }
 }

@@ -18,6 +18,7 @@
 
 pub mod catalog;
 pub mod connectors;
+pub mod core;
 pub mod database;
 pub mod dataflow;
 pub mod error;

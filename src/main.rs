@@ -54,6 +54,19 @@ struct Cli {
     /// own `properties.bootstrap.server` overrides it).
     #[arg(long, env = "EDDY_KAFKA_BROKERS", global = true)]
     kafka_brokers: Option<String>,
+    /// Seconds between checkpoints of all state to the state store under the data
+    /// directory (0: only on `CHECKPOINT`). A restart loads the last checkpoint and replays
+    /// only the log written after it.
+    #[arg(
+        long,
+        env = "EDDY_CHECKPOINT_INTERVAL",
+        default_value_t = 10,
+        global = true
+    )]
+    checkpoint_interval: u64,
+    /// Memory the state store may use for its cache, e.g. 256MB or 1GB.
+    #[arg(long, env = "EDDY_MEMORY_LIMIT", default_value = "256MB", global = true, value_parser = parse_bytes)]
+    memory_limit: u64,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -101,12 +114,16 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     let config = server_config(&cli)?;
-    let brokers = cli.kafka_brokers.clone();
+    let storage = Storage {
+        kafka_brokers: cli.kafka_brokers.clone(),
+        checkpoint_interval: cli.checkpoint_interval,
+        memory_limit: cli.memory_limit,
+    };
     match cli.command.as_ref().unwrap_or(&Command::Serve) {
-        Command::Serve => serve(&cli.listen, &cli.data_dir, config, brokers, &[]),
+        Command::Serve => serve(&cli.listen, &cli.data_dir, config, storage, &[]),
         Command::Demo { rate } => {
             let dir = tempfile_dir()?;
-            let r = serve(&cli.listen, &dir, config, brokers, &demo_statements(*rate));
+            let r = serve(&cli.listen, &dir, config, storage, &demo_statements(*rate));
             let _ = std::fs::remove_dir_all(&dir);
             r
         }
@@ -144,11 +161,38 @@ fn tempfile_dir() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
+/// How the database keeps its data.
+struct Storage {
+    kafka_brokers: Option<String>,
+    checkpoint_interval: u64,
+    memory_limit: u64,
+}
+
+/// `256MB`, `1GB`, `512KiB` or plain bytes.
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size such as 256MB"))?;
+    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1u64,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => return Err(format!("unknown size unit {other:?} (use KB, MB or GB)")),
+    };
+    Ok((n * scale as f64) as u64)
+}
+
 fn serve(
     listen: &str,
     data_dir: &PathBuf,
     config: eddy::server::ServerConfig,
-    kafka_brokers: Option<String>,
+    storage: Storage,
     setup: &[String],
 ) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -157,8 +201,20 @@ fn serve(
     runtime.block_on(async {
         let store = eddy::state::FileLog::open(data_dir)
             .with_context(|| format!("opening data directory {}", data_dir.display()))?;
-        let db = eddy::Database::open_with(Box::new(store), eddy::Config { kafka_brokers })
-            .context("loading the catalog and data")?;
+        // The state store's cache takes half the memory limit; the rest is for operator
+        // state and arrangements in memory.
+        let state = eddy::state::store::SledStateStore::open(data_dir, storage.memory_limit / 2)
+            .with_context(|| format!("opening the state store in {}", data_dir.display()))?;
+        let db = eddy::Database::open_with(
+            Box::new(store),
+            eddy::Config {
+                kafka_brokers: storage.kafka_brokers,
+                state: Some(std::sync::Arc::new(state)),
+                checkpoint_interval: (storage.checkpoint_interval > 0)
+                    .then(|| std::time::Duration::from_secs(storage.checkpoint_interval)),
+            },
+        )
+        .context("loading the catalog and data")?;
         let mut session = eddy::Session::default();
         for sql in setup {
             db.execute(&mut session, sql, &[])

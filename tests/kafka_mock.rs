@@ -114,6 +114,7 @@ async fn windowed_aggregate_to_topic_and_resume_after_reopen() {
     let store = Arc::new(MemoryStore::default());
     let config = Config {
         kafka_brokers: Some(brokers.clone()),
+        ..Default::default()
     };
     let view = "SELECT window_start, window_end, user_id, count(*) AS n, sum(ms) AS total FROM TUMBLE(pv, rowtime, INTERVAL '1 minute') GROUP BY window_start, window_end, user_id";
     let batch = "SELECT window_start, window_end, user_id, count(*), sum(ms) FROM TUMBLE(pv, rowtime, INTERVAL '1 minute') GROUP BY window_start, window_end, user_id ORDER BY 1, 3";

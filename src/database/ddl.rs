@@ -260,7 +260,7 @@ impl Database {
                 }
                 let mut inner = self.lock();
                 if log {
-                    self.store.append(&[LogEntry::Ddl(sql.to_string())])?;
+                    self.log(&[LogEntry::Ddl(sql.to_string())])?;
                 }
                 let id = inner.next_id;
                 inner.next_id += 1;
@@ -364,7 +364,7 @@ impl Database {
                     }
                 }
                 if log {
-                    self.store.append(&[LogEntry::Ddl(sql.to_string())])?;
+                    self.log(&[LogEntry::Ddl(sql.to_string())])?;
                 }
                 if !transient {
                     inner.next_id += 1;
@@ -419,7 +419,7 @@ impl Database {
                     to_drop.extend(dependents);
                 }
                 if log && !to_drop.is_empty() {
-                    self.store.append(&[LogEntry::Ddl(sql.to_string())])?;
+                    self.log(&[LogEntry::Ddl(sql.to_string())])?;
                 }
                 inner.relations.retain(|r| !to_drop.contains(&r.name));
                 for name in &to_drop {
@@ -535,36 +535,6 @@ impl Database {
         let inner = self.lock();
         self.plan_view(&inner, stmt)
     }
-
-    /// Rebuild a view from scratch: new operators, backfilled from its inputs' current
-    /// contents. Used to undo a failed epoch.
-    pub(super) fn rebuild_view(&self, inner: &mut Inner, name: &str) -> Result<()> {
-        let Some(rel) = inner.get(name) else {
-            return Ok(());
-        };
-        if rel.dataflow.is_none() {
-            return Ok(());
-        }
-        let stmt = crate::sql::parse_statement(&rel.create_sql)?;
-        let EddyStatement::CreateView { kind, .. } = &stmt else {
-            return Err(EddyError::internal(
-                "a view's CREATE statement did not parse back",
-            ));
-        };
-        let flow = self.plan_view(inner, &stmt)?;
-        let storage = view_storage(*kind, &flow.schema)?;
-        let idx = inner
-            .relations
-            .iter()
-            .position(|r| r.name == name)
-            .expect("view exists");
-        let mut rel = inner.relations.remove(idx);
-        rel.storage = storage;
-        rel.dataflow = Some(flow);
-        let r = backfill(inner, &mut rel);
-        inner.relations.insert(idx, rel);
-        r
-    }
 }
 
 /// EXCEPT and INTERSECT are planned as anti/semi joins, which a view cannot maintain yet;
@@ -659,13 +629,14 @@ fn backfill(inner: &mut Inner, rel: &mut Relation) -> Result<()> {
         if let Some(out) = flow.step(&tables, None)? {
             rel.storage.apply(&out)?;
         }
+        flow.commit()?;
         tables.clear();
     }
     tables.extend(streams);
     if let Some(out) = flow.step(&tables, watermark)? {
         rel.storage.apply(&out)?;
     }
-    Ok(())
+    flow.commit()
 }
 
 /// Every relation that reads `name`, directly or not, in creation order.

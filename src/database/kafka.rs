@@ -174,7 +174,7 @@ impl Database {
                 offsets.push((p.id(), high));
             }
         }
-        self.store.append(&[LogEntry::KafkaOffsets {
+        self.log(&[LogEntry::KafkaOffsets {
             relation: name.to_string(),
             offsets: offsets.clone(),
         }])?;
@@ -242,7 +242,7 @@ impl Database {
                 Err(e) => {
                     // The records are fine but a view cannot take them: skip the batch
                     // (reported per record) rather than stall the source forever.
-                    self.store.append(std::slice::from_ref(&entry))?;
+                    self.log(std::slice::from_ref(&entry))?;
                     let reason = format!("batch refused: {e}");
                     bad = records
                         .iter()
@@ -314,7 +314,7 @@ impl Database {
                         cfg.partitions,
                         true,
                     )?;
-                    self.store.append(&[LogEntry::Ddl(sql.to_string())])?;
+                    self.log(&[LogEntry::Ddl(sql.to_string())])?;
                 }
                 self.kafka.register_sink(name, &cfg, from, sql);
                 if log {
@@ -329,7 +329,7 @@ impl Database {
                     }
                 }
                 if log {
-                    self.store.append(&[LogEntry::Ddl(sql.to_string())])?;
+                    self.log(&[LogEntry::Ddl(sql.to_string())])?;
                 }
                 for n in names {
                     if self.kafka.is_sink(n) {

@@ -9,9 +9,11 @@
 //! a write is visible to every session as soon as it returns (read-your-writes).
 //!
 //! If any step of an epoch fails (a view divides by zero on the new row, the disk is
-//! full), the epoch is undone: the base delta is reverted and the affected views are
-//! rebuilt from their inputs, so nothing of a failed statement remains.
+//! full), the epoch is aborted: the base delta and the view deltas applied so far are
+//! reverted, and every dataflow that stepped aborts its operators' state tables back to
+//! their last commit, so nothing of a failed statement remains and no view is rebuilt.
 
+mod checkpoint;
 mod ddl;
 mod dml;
 mod kafka;
@@ -172,13 +174,30 @@ pub struct Database {
     kafka: crate::connectors::kafka::KafkaRuntime,
     /// The database's own handle, for the background tasks of generated sources.
     self_ref: std::sync::OnceLock<std::sync::Weak<Database>>,
+    /// Where checkpoints go (none: restart replays the whole log).
+    state: Option<Arc<dyn crate::state::store::StateStore>>,
+    /// What the log holds besides data, for the next checkpoint.
+    summary: Mutex<checkpoint::LogSummary>,
+    checkpoint_info: Mutex<checkpoint::CheckpointInfo>,
 }
+
+pub use checkpoint::CheckpointInfo;
 
 /// Server configuration the database needs.
 #[derive(Debug, Clone, Default)]
 pub struct Config {
     /// Default Kafka bootstrap servers (`--kafka-brokers`).
     pub kafka_brokers: Option<String>,
+    /// The state store checkpoints are written to (none: no checkpoints).
+    pub state: Option<Arc<dyn crate::state::store::StateStore>>,
+    /// Checkpoint this often (with a state store); none: only on `CHECKPOINT`.
+    pub checkpoint_interval: Option<std::time::Duration>,
+}
+
+impl std::fmt::Debug for dyn crate::state::store::StateStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StateStore")
+    }
 }
 
 fn base_config() -> SessionConfig {
@@ -230,6 +249,9 @@ impl Database {
             view_state: query::with_postgres_functions(view_state)?,
             kafka: Default::default(),
             self_ref: std::sync::OnceLock::new(),
+            state: config.state.clone(),
+            summary: Mutex::new(Default::default()),
+            checkpoint_info: Mutex::new(Default::default()),
         };
         db.kafka.set_default_brokers(config.kafka_brokers);
         db.replay()?;
@@ -239,6 +261,9 @@ impl Database {
         let _ = db.self_ref.set(Arc::downgrade(&db));
         // Generated sources continue from the event count the log reached.
         db.start_generators();
+        if let (Some(_), Some(every)) = (&db.state, config.checkpoint_interval) {
+            db.start_checkpoints(every);
+        }
         Ok(db)
     }
 
@@ -248,10 +273,29 @@ impl Database {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Load the last checkpoint (if any), then replay the log entries written after it.
     fn replay(&self) -> Result<()> {
+        let from = match &self.state {
+            Some(state) => self.restore(state)?,
+            None => None,
+        };
         let entries = self.store.replay()?;
-        let n = entries.len();
-        for entry in entries {
+        // Entries up to the checkpoint's marker are in the checkpoint already; without the
+        // marker the log was truncated after it, and every entry is newer.
+        let skip = from
+            .and_then(|id| {
+                entries
+                    .iter()
+                    .position(|e| matches!(e, LogEntry::Checkpoint { id: m } if *m == id))
+            })
+            .map(|p| p + 1)
+            .unwrap_or(0);
+        let n = entries.len() - skip;
+        for entry in entries.into_iter().skip(skip) {
+            self.summary
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .note(std::slice::from_ref(&entry));
             match entry {
                 LogEntry::Ddl(sql) => {
                     let stmt = parse_statement(&sql)?;
@@ -267,10 +311,11 @@ impl Database {
                 LogEntry::Generated { source, events } => {
                     self.replay_generated(&source, events)?;
                 }
+                LogEntry::Checkpoint { .. } => {}
             }
         }
         if n > 0 {
-            tracing::info!(entries = n, "replayed log");
+            tracing::info!(entries = n, checkpoint = from, "replayed log");
         }
         Ok(())
     }
@@ -461,6 +506,15 @@ impl Database {
                 })
             }
             EddyStatement::NoOp(tag) => Ok(Output::command(tag)),
+            EddyStatement::Checkpoint => {
+                if self.state.is_none() {
+                    return Err(EddyError::unsupported(
+                        "CHECKPOINT without a state store (this database runs without a data directory)",
+                    ));
+                }
+                self.checkpoint().await?;
+                Ok(Output::command("CHECKPOINT"))
+            }
         }
     }
 
@@ -549,93 +603,114 @@ impl Database {
         let delta = delta.consolidate()?;
         if delta.is_empty() {
             if log && !extra.is_empty() {
-                self.store.append(extra)?;
+                self.log(extra)?;
             }
             return Ok(());
         }
-        // The base apply is atomic: if it fails, nothing changed.
-        inner
-            .get_mut(name)
-            .ok_or_else(|| EddyError::UnknownRelation(name.to_string()))?
-            .storage
-            .apply(&delta)?;
-        let previous_max = match advance_event_time(inner, name, &delta) {
-            Ok(m) => m,
-            Err(e) => {
-                let _ = inner.get_mut(name).map(|r| r.storage.revert(&delta));
-                return Err(e);
-            }
-        };
-        let result = Self::propagate(inner, name, &delta).and_then(|touched| {
+        let mut work = EpochWork::default();
+        let result = Self::stage(inner, name, &delta, &mut work).and_then(|()| {
             if log {
                 let mut entries = vec![LogEntry::Changes {
                     relation: name.to_string(),
                     batch: delta.clone(),
                 }];
                 entries.extend_from_slice(extra);
-                self.store.append(&entries).map(|_| touched)
+                self.log(&entries)
             } else {
-                Ok(touched)
-            }
-        });
-        match result {
-            Ok(touched) => {
-                // The epoch is committed: offer its deltas to push-query subscribers.
-                if !inner.subscribers.is_empty() {
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map(|d| d.as_micros() as i64)
-                        .unwrap_or(0);
-                    for (rel, delta) in &touched {
-                        if let Some(subs) = inner.subscribers.get_mut(rel) {
-                            crate::view::subscription::publish(subs, now, delta);
-                        }
-                    }
-                    inner.subscribers.retain(|_, s| !s.is_empty());
-                    // A SUBSCRIBE (SELECT ...) whose client is gone: free its view.
-                    let orphans: Vec<String> = inner
-                        .relations
-                        .iter()
-                        .filter(|r| {
-                            ddl::is_transient(&r.name) && !inner.subscribers.contains_key(&r.name)
-                        })
-                        .map(|r| r.name.clone())
-                        .collect();
-                    if !orphans.is_empty() {
-                        inner.relations.retain(|r| !orphans.contains(&r.name));
-                    }
-                }
-                trim_to_retention(inner, name)?;
                 Ok(())
             }
-            Err(e) => {
-                if let Some(et) = inner.get_mut(name).and_then(|r| r.event_time.as_mut()) {
-                    et.max_seen = previous_max;
+        });
+        self.finish_epoch(inner, work, result)
+    }
+
+    /// Apply a base relation's delta and push it through every dependent view, recording
+    /// in `work` what was done. Nothing is committed: [`Self::finish_epoch`] commits or
+    /// aborts everything `work` holds (one epoch may stage several base deltas).
+    fn stage(
+        inner: &mut Inner,
+        name: &str,
+        delta: &ChangeBatch,
+        work: &mut EpochWork,
+    ) -> Result<()> {
+        let rel = inner
+            .get_mut(name)
+            .ok_or_else(|| EddyError::UnknownRelation(name.to_string()))?;
+        let previous_max = rel.event_time.as_ref().and_then(|e| e.max_seen);
+        // The base apply is atomic: if it fails, nothing changed.
+        rel.storage.apply(delta)?;
+        work.base
+            .push((name.to_string(), delta.clone(), previous_max));
+        advance_event_time(inner, name, delta)?;
+        Self::propagate(inner, name, delta, work)
+    }
+
+    /// End an epoch: commit what `work` staged if `result` is Ok (then offer the changes to
+    /// push-query subscribers), otherwise abort all of it. Returns `result`.
+    fn finish_epoch(&self, inner: &mut Inner, work: EpochWork, result: Result<()>) -> Result<()> {
+        if let Err(e) = result {
+            if let Err(undo) = Self::abort_epoch(inner, work) {
+                tracing::error!(error = %undo, "could not undo a failed epoch");
+            }
+            return Err(e);
+        }
+        let mut committed: Vec<usize> = Vec::new();
+        for &idx in &work.stepped {
+            if committed.contains(&idx) {
+                continue;
+            }
+            committed.push(idx);
+            if let Some(flow) = inner.relations[idx].dataflow.as_mut() {
+                if let Err(e) = flow.commit() {
+                    tracing::error!(error = %e, view = %inner.relations[idx].name, "barrier hook failed after the epoch was durable");
                 }
-                if let Err(undo) = self.undo_epoch(inner, name, &delta) {
-                    tracing::error!(error = %undo, "could not undo a failed epoch");
-                }
-                Err(e)
             }
         }
+        // The epoch is committed: offer its deltas to push-query subscribers.
+        if !inner.subscribers.is_empty() {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros() as i64)
+                .unwrap_or(0);
+            for (rel, delta) in &work.touched {
+                if let Some(subs) = inner.subscribers.get_mut(rel) {
+                    crate::view::subscription::publish(subs, now, delta);
+                }
+            }
+            inner.subscribers.retain(|_, s| !s.is_empty());
+            // A SUBSCRIBE (SELECT ...) whose client is gone: free its view.
+            let orphans: Vec<String> = inner
+                .relations
+                .iter()
+                .filter(|r| ddl::is_transient(&r.name) && !inner.subscribers.contains_key(&r.name))
+                .map(|r| r.name.clone())
+                .collect();
+            if !orphans.is_empty() {
+                inner.relations.retain(|r| !orphans.contains(&r.name));
+            }
+        }
+        for (name, _, _) in &work.base {
+            trim_to_retention(inner, name)?;
+        }
+        Ok(())
     }
 
     /// Push a base relation's delta through every dependent view. Returns the relations
-    /// changed.
+    /// changed; `work` records what was done, for an abort.
     fn propagate(
         inner: &mut Inner,
         name: &str,
         delta: &ChangeBatch,
-    ) -> Result<Vec<(String, ChangeBatch)>> {
+        work: &mut EpochWork,
+    ) -> Result<()> {
         let mut pending: HashMap<String, ChangeBatch> = HashMap::new();
         pending.insert(name.to_string(), delta.clone());
-        let mut touched = vec![(name.to_string(), delta.clone())];
+        work.touched.push((name.to_string(), delta.clone()));
         let watermarks: HashMap<String, i64> = inner
             .relations
             .iter()
             .filter_map(|r| inner.watermark_of(&r.name).map(|w| (r.name.clone(), w)))
             .collect();
-        for rel in inner.relations.iter_mut() {
+        for (idx, rel) in inner.relations.iter_mut().enumerate() {
             let Some(flow) = rel.dataflow.as_mut() else {
                 continue;
             };
@@ -654,38 +729,63 @@ impl Database {
             if deltas.is_empty() && !advanced {
                 continue;
             }
+            work.stepped.push(idx);
             let out = flow.step(&deltas, watermark).map_err(|e| in_view(e, rel))?;
             if let Some(out) = out {
                 if !out.is_empty() {
                     rel.storage.apply(&out).map_err(|e| in_view(e, rel))?;
-                    touched.push((rel.name.clone(), out.clone()));
+                    work.applied.push((idx, out.clone()));
+                    work.touched.push((rel.name.clone(), out.clone()));
                     pending.insert(rel.name.clone(), out);
                 }
             }
         }
-        Ok(touched)
-    }
-
-    /// Undo a failed epoch: revert the base delta, then rebuild every view downstream of
-    /// the base relation from its inputs (their operator state may hold part of the epoch).
-    fn undo_epoch(&self, inner: &mut Inner, name: &str, delta: &ChangeBatch) -> Result<()> {
-        if let Some(base) = inner.get_mut(name) {
-            base.storage.revert(delta)?;
-        }
-        let mut affected = vec![name.to_string()];
-        let names: Vec<String> = inner.relations.iter().map(|r| r.name.clone()).collect();
-        for n in names {
-            let deps = inner
-                .get(&n)
-                .map(|r| r.depends_on.clone())
-                .unwrap_or_default();
-            if deps.iter().any(|d| affected.contains(d)) {
-                self.rebuild_view(inner, &n)?;
-                affected.push(n);
-            }
-        }
         Ok(())
     }
+
+    /// Undo a failed epoch: revert the view deltas applied and the base deltas (newest
+    /// first), restore the streams' event-time maxima, and abort the state of every
+    /// dataflow that stepped.
+    fn abort_epoch(inner: &mut Inner, work: EpochWork) -> Result<()> {
+        let mut first_error = None;
+        for (idx, out) in work.applied.iter().rev() {
+            if let Err(e) = inner.relations[*idx].storage.revert(out) {
+                first_error.get_or_insert(e);
+            }
+        }
+        let mut aborted: Vec<usize> = Vec::new();
+        for idx in work.stepped {
+            if aborted.contains(&idx) {
+                continue;
+            }
+            aborted.push(idx);
+            if let Some(flow) = inner.relations[idx].dataflow.as_mut() {
+                flow.abort();
+            }
+        }
+        for (name, delta, previous_max) in work.base.iter().rev() {
+            if let Some(base) = inner.get_mut(name) {
+                if let Err(e) = base.storage.revert(delta) {
+                    first_error.get_or_insert(e);
+                }
+                if let Some(et) = base.event_time.as_mut() {
+                    et.max_seen = *previous_max;
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// What one epoch did so far, by index into the relations (which do not change during an
+/// epoch): base deltas applied (with the stream's event-time maximum before), dataflows
+/// stepped, deltas applied to views' storage, and every relation's change for subscribers.
+#[derive(Default)]
+pub(crate) struct EpochWork {
+    base: Vec<(String, ChangeBatch, Option<i64>)>,
+    stepped: Vec<usize>,
+    applied: Vec<(usize, ChangeBatch)>,
+    touched: Vec<(String, ChangeBatch)>,
 }
 
 /// The watermark a dataflow follows: the minimum over its sources; none until every source
@@ -702,29 +802,10 @@ pub(crate) fn min_watermark(sources: &[String], of: impl Fn(&str) -> Option<i64>
         .min()
 }
 
-/// Event times (µs) of a column: TIMESTAMP/TIMESTAMPTZ as is, BIGINT as epoch milliseconds.
-pub(crate) fn event_times(column: &datafusion::arrow::array::ArrayRef) -> Result<Vec<Option<i64>>> {
-    use datafusion::arrow::array::{Array, Int64Array, TimestampMicrosecondArray};
-    use datafusion::arrow::datatypes::{DataType, TimeUnit};
-    if let Some(ms) = column.as_any().downcast_ref::<Int64Array>() {
-        return Ok(ms
-            .iter()
-            .map(|v| v.and_then(|v| v.checked_mul(1000)))
-            .collect());
-    }
-    let micros = datafusion::arrow::compute::cast(
-        column,
-        &DataType::Timestamp(TimeUnit::Microsecond, None),
-    )?;
-    let micros = micros
-        .as_any()
-        .downcast_ref::<TimestampMicrosecondArray>()
-        .ok_or_else(|| EddyError::internal("event time is not a timestamp"))?;
-    Ok(micros.iter().collect())
-}
+pub(crate) use crate::core::time::event_times;
 
 /// Move a stream's max event time forward by the rows of `delta`. Returns the previous
-/// value (to restore if the epoch fails).
+/// value.
 fn advance_event_time(inner: &mut Inner, name: &str, delta: &ChangeBatch) -> Result<Option<i64>> {
     let Some(rel) = inner.get_mut(name) else {
         return Ok(None);

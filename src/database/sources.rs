@@ -1,8 +1,8 @@
 //! Generated sources: `CREATE SOURCE x WITH (connector='nexmark', ...)` and
 //! `CREATE STREAM t (...) WITH (connector='datagen', ...)`. A background task per source
-//! produces events in chunks; each chunk is applied as one epoch per stream it feeds,
-//! through the same path as INSERT, under the writer lock, then made durable by one
-//! [`LogEntry::Generated`] entry holding the new event count.
+//! produces events in chunks; each chunk is applied as one epoch over the streams it feeds,
+//! through the same path as INSERT, under the writer lock, made durable by one
+//! [`LogEntry::Generated`] entry holding the new event count, then committed.
 //!
 //! Durability without logging rows: generators are pure functions of the event range
 //! (see `connectors`), so replay regenerates each logged chunk exactly, as the same
@@ -327,7 +327,7 @@ impl Database {
             };
         let mut inner = self.lock();
         if log {
-            if let Err(e) = self.store.append(&[LogEntry::Ddl(sql.to_string())]) {
+            if let Err(e) = self.log(&[LogEntry::Ddl(sql.to_string())]) {
                 inner.relations.retain(|r| !streams.contains(&r.name));
                 return Err(e);
             }
@@ -415,8 +415,8 @@ impl Database {
     }
 
     /// Apply the chunk of events `[source.events, to)` (already generated as `batches`,
-    /// one per stream): one epoch per non-empty stream batch, then (with `log`) one
-    /// durable entry. All or nothing: if a step fails the applied epochs are undone.
+    /// one per stream): one epoch staging every non-empty stream batch, then (with `log`)
+    /// one durable entry, then the commit. All or nothing: if a step fails the epoch aborts.
     pub(super) fn apply_generated(
         &self,
         inner: &mut Inner,
@@ -431,7 +431,9 @@ impl Database {
             .find(|s| s.name == source)
             .map(|s| s.streams.clone())
             .ok_or_else(|| EddyError::internal(format!("no generated source {source}")))?;
-        let mut applied: Vec<(String, ChangeBatch)> = Vec::new();
+        // The chunk is one epoch over all its streams: its views commit together, after
+        // the chunk's log entry, or abort together.
+        let mut work = super::EpochWork::default();
         let mut result = Ok(());
         for (stream, batch) in streams.iter().zip(batches) {
             if batch.num_rows() == 0 {
@@ -439,31 +441,25 @@ impl Database {
             }
             // Rows come in the generator's schema; the stream's may carry the same
             // fields under its own metadata.
-            let schema = inner.require(stream)?.schema.clone();
-            let batch = RecordBatch::try_new(schema, batch.columns().to_vec())?;
-            let delta = ChangeBatch::inserts(batch);
-            match self.apply_epoch(inner, stream, delta.clone(), false) {
-                Ok(()) => applied.push((stream.clone(), delta)),
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
+            let staged = inner
+                .require(stream)
+                .map(|r| r.schema.clone())
+                .and_then(|schema| Ok(RecordBatch::try_new(schema, batch.columns().to_vec())?))
+                .and_then(|batch| {
+                    Self::stage(inner, stream, &ChangeBatch::inserts(batch), &mut work)
+                });
+            if let Err(e) = staged {
+                result = Err(e);
+                break;
             }
         }
         if result.is_ok() && log {
-            result = self.store.append(&[LogEntry::Generated {
+            result = self.log(&[LogEntry::Generated {
                 source: source.to_string(),
                 events: to,
             }]);
         }
-        if let Err(e) = result {
-            for (stream, delta) in applied.iter().rev() {
-                if let Err(undo) = self.undo_epoch(inner, stream, delta) {
-                    tracing::error!(error = %undo, "could not undo a generated chunk");
-                }
-            }
-            return Err(e);
-        }
+        self.finish_epoch(inner, work, result)?;
         if let Some(s) = inner.sources.iter_mut().find(|s| s.name == source) {
             s.events = to;
         }

@@ -1,14 +1,16 @@
 //! A view's dataflow: operators in topological order, each reading from source slots
 //! (the view's input relations) or earlier operators. One `step` pushes the deltas of one
-//! epoch through all operators and returns the delta of the view.
+//! epoch through all operators and returns the delta of the view; then the epoch ends with
+//! `commit` (it is durable) or `abort` (some step of it failed), which the runtime applies
+//! to every operator's state tables, the watermark and the late-row counts together.
 
 use std::collections::HashMap;
 
 use datafusion::arrow::datatypes::SchemaRef;
 
-use super::batch::ChangeBatch;
-use super::operator::Operator;
-use crate::error::Result;
+use super::operator::{Ctx, Operator};
+use crate::core::ChangeBatch;
+use crate::error::{EddyError, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Input {
@@ -22,6 +24,31 @@ pub struct Node {
     pub op: Box<dyn Operator>,
     pub inputs: Vec<Input>,
     pub schema: SchemaRef,
+    /// Late rows this node dropped in committed epochs.
+    pub late_rows: u64,
+    /// ... and in the epoch under way.
+    pub pending_late: u64,
+}
+
+impl Node {
+    pub fn new(op: Box<dyn Operator>, inputs: Vec<Input>, schema: SchemaRef) -> Self {
+        Node {
+            op,
+            inputs,
+            schema,
+            late_rows: 0,
+            pending_late: 0,
+        }
+    }
+}
+
+/// A dataflow's committed state as a checkpoint holds it.
+pub struct FlowState {
+    pub epoch: u64,
+    pub watermark: Option<i64>,
+    pub late_rows: Vec<u64>,
+    /// Per node, per state table, the entries.
+    pub tables: Vec<Vec<crate::state::table::Entries>>,
 }
 
 pub struct Dataflow {
@@ -36,6 +63,10 @@ pub struct Dataflow {
     /// The window this view aggregates over, if any, and the last watermark applied.
     pub window: Option<crate::sql::windows::WindowSpec>,
     pub watermark: Option<i64>,
+    /// The watermark at the last committed epoch (what `abort` goes back to).
+    pub committed_watermark: Option<i64>,
+    /// Epochs committed.
+    pub epoch: u64,
     /// Streams whose watermark (the minimum of them) this dataflow follows.
     pub watermark_sources: Vec<String>,
 }
@@ -51,16 +82,39 @@ impl Dataflow {
         deltas: &HashMap<usize, ChangeBatch>,
         watermark: Option<i64>,
     ) -> Result<Option<ChangeBatch>> {
+        // A panic in an operator or in a function it calls (a kernel on a bad argument)
+        // fails this epoch like any error: the caller aborts it, and the state tables undo
+        // whatever the operator wrote before it panicked.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.step_unguarded(deltas, watermark)
+        }))
+        .unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(EddyError::OperatorPanic(format!(
+                "an operator failed on this input: {what}"
+            )))
+        })
+    }
+
+    fn step_unguarded(
+        &mut self,
+        deltas: &HashMap<usize, ChangeBatch>,
+        watermark: Option<i64>,
+    ) -> Result<Option<ChangeBatch>> {
         let advance = match (watermark, self.watermark) {
             (Some(w), Some(old)) if w > old => Some(w),
             (Some(w), None) => Some(w),
             _ => None,
         };
-        if advance.is_some() {
-            self.watermark = advance;
-        }
+        let epoch = self.epoch + 1;
         let mut outputs: Vec<Option<ChangeBatch>> = Vec::with_capacity(self.nodes.len());
         for node in self.nodes.iter_mut() {
+            // Data is judged against the watermark before this epoch's advance.
+            let mut ctx = Ctx::new(epoch, self.watermark);
             let mut parts = Vec::new();
             for (i, input) in node.inputs.iter().enumerate() {
                 let delta = match input {
@@ -68,19 +122,23 @@ impl Dataflow {
                     Input::Node(n) => outputs[*n].clone(),
                 };
                 if let Some(d) = delta {
-                    parts.push(node.op.process(i, d)?);
+                    parts.push(node.op.process(i, d, &mut ctx)?);
                 }
             }
             if let Some(w) = advance {
-                if let Some(closed) = node.op.on_watermark(w)? {
+                if let Some(closed) = node.op.on_watermark(w, &mut ctx)? {
                     parts.push(closed);
                 }
             }
+            node.pending_late += ctx.late_rows();
             outputs.push(if parts.is_empty() {
                 None
             } else {
                 Some(ChangeBatch::concat(&node.schema, &parts)?)
             });
+        }
+        if advance.is_some() {
+            self.watermark = advance;
         }
         let out = match self.output {
             Input::Source(s) => deltas.get(&s).cloned(),
@@ -90,6 +148,90 @@ impl Dataflow {
             Some(d) => Ok(Some(d.consolidate()?.with_schema(self.schema.clone())?)),
             None => Ok(None),
         }
+    }
+
+    /// The epoch is durable: keep what it did.
+    pub fn commit(&mut self) -> Result<()> {
+        self.epoch += 1;
+        for node in self.nodes.iter_mut() {
+            node.op.on_barrier(self.epoch)?;
+            for t in node.op.state_tables() {
+                t.commit();
+            }
+            node.late_rows += std::mem::take(&mut node.pending_late);
+        }
+        self.committed_watermark = self.watermark;
+        Ok(())
+    }
+
+    /// The epoch failed: every operator's state, the watermark and the late counts go
+    /// back to the last commit.
+    pub fn abort(&mut self) {
+        for node in self.nodes.iter_mut() {
+            for t in node.op.state_tables() {
+                t.abort();
+            }
+            node.pending_late = 0;
+        }
+        self.watermark = self.committed_watermark;
+    }
+
+    /// The committed state, for a checkpoint (between epochs): the epoch, the watermark,
+    /// each node's late-row count and each node's state tables' entries.
+    pub fn export_state(&mut self) -> Result<FlowState> {
+        let mut tables = Vec::with_capacity(self.nodes.len());
+        for node in self.nodes.iter_mut() {
+            tables.push(
+                node.op
+                    .state_tables()
+                    .iter()
+                    .map(|t| t.export())
+                    .collect::<Result<Vec<_>>>()?,
+            );
+        }
+        Ok(FlowState {
+            epoch: self.epoch,
+            watermark: self.committed_watermark,
+            late_rows: self.nodes.iter().map(|n| n.late_rows).collect(),
+            tables,
+        })
+    }
+
+    /// Load a checkpoint's state into this freshly planned dataflow (same definition, so
+    /// the same nodes and tables in the same order).
+    pub fn import_state(&mut self, state: FlowState) -> Result<()> {
+        if state.tables.len() != self.nodes.len() || state.late_rows.len() != self.nodes.len() {
+            return Err(EddyError::Storage(
+                "checkpoint does not match the view's dataflow (node count)".into(),
+            ));
+        }
+        for ((node, tables), late) in self.nodes.iter_mut().zip(state.tables).zip(state.late_rows) {
+            let mut mine = node.op.state_tables();
+            if mine.len() != tables.len() {
+                return Err(EddyError::Storage(
+                    "checkpoint does not match the view's dataflow (state tables)".into(),
+                ));
+            }
+            for (t, entries) in mine.iter_mut().zip(tables) {
+                t.import(entries)?;
+            }
+            drop(mine);
+            node.op.after_restore();
+            node.late_rows = late;
+            node.pending_late = 0;
+        }
+        self.epoch = state.epoch;
+        self.watermark = state.watermark;
+        self.committed_watermark = state.watermark;
+        Ok(())
+    }
+
+    /// State tables per node (for a checkpoint's table numbering).
+    pub fn table_counts(&mut self) -> Vec<usize> {
+        self.nodes
+            .iter_mut()
+            .map(|n| n.op.state_tables().len())
+            .collect()
     }
 
     /// EXPLAIN text: the operators from the view down to its sources.
@@ -124,6 +266,6 @@ impl Dataflow {
     }
 
     pub fn late_rows(&self) -> u64 {
-        self.nodes.iter().map(|n| n.op.late_rows()).sum()
+        self.nodes.iter().map(|n| n.late_rows).sum()
     }
 }

@@ -194,12 +194,14 @@ impl<'a> Lowering<'a> {
             append_only: out.append_only,
             window,
             watermark: None,
+            committed_watermark: None,
+            epoch: 0,
             watermark_sources,
         })
     }
 
     fn push(&mut self, op: Box<dyn Operator>, inputs: Vec<Input>, schema: SchemaRef) -> Input {
-        self.nodes.push(Node { op, inputs, schema });
+        self.nodes.push(Node::new(op, inputs, schema));
         Input::Node(self.nodes.len() - 1)
     }
 

@@ -129,6 +129,8 @@ pub enum EddyStatement {
     NoOp(&'static str),
     /// `CREATE SINK ... FROM ...` / `DROP SINK` (Kafka).
     Sink(crate::sql::kafka::SinkStatement),
+    /// `CHECKPOINT` (as in Postgres): write a checkpoint of all state now.
+    Checkpoint,
 }
 
 /// Parse one statement (no trailing semicolon needed).
@@ -248,6 +250,7 @@ fn parse_inner(sql: &str) -> Result<EddyStatement> {
             Ok(EddyStatement::Transaction(TransactionOp::Rollback))
         }
         ("DISCARD", _, _) => Ok(EddyStatement::NoOp("DISCARD ALL")),
+        ("CHECKPOINT", "" | ";", _) => Ok(EddyStatement::Checkpoint),
         ("DEALLOCATE", _, _) => Ok(EddyStatement::NoOp("DEALLOCATE")),
         ("RESET", _, _) => Ok(EddyStatement::NoOp("RESET")),
         ("CREATE", "TABLE", _) => {

@@ -9,7 +9,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
 
-use crate::dataflow::batch::ChangeBatch;
+use crate::core::batch::ChangeBatch;
 use crate::error::{EddyError, Result};
 
 const TAG_DDL: u8 = 1;
@@ -17,6 +17,7 @@ const TAG_CHANGES: u8 = 2;
 const TAG_KAFKA_OFFSETS: u8 = 3;
 /// Far from the other tags so that other entry kinds can be added without clashing.
 const TAG_GENERATED: u8 = 10;
+const TAG_CHECKPOINT: u8 = 11;
 const WEIGHT_COLUMN: &str = "__eddy_weight";
 
 #[derive(Debug, Clone)]
@@ -39,6 +40,9 @@ pub enum LogEntry {
     /// and they were applied as the epochs between this entry and the previous one of the
     /// same source: replay regenerates them instead of reading logged rows.
     Generated { source: String, events: u64 },
+    /// Checkpoint `id` holds everything logged before this entry (see
+    /// `database/checkpoint.rs`): a restart from that checkpoint replays only what follows.
+    Checkpoint { id: u64 },
 }
 
 impl LogEntry {
@@ -47,6 +51,11 @@ impl LogEntry {
             LogEntry::Ddl(sql) => {
                 let mut out = vec![TAG_DDL];
                 out.extend_from_slice(sql.as_bytes());
+                Ok(out)
+            }
+            LogEntry::Checkpoint { id } => {
+                let mut out = vec![TAG_CHECKPOINT];
+                out.extend_from_slice(&id.to_be_bytes());
                 Ok(out)
             }
             LogEntry::Generated { source, events } => {
@@ -160,6 +169,15 @@ impl LogEntry {
                 let source = String::from_utf8(bytes[9..].to_vec()).map_err(|_| corrupt())?;
                 Ok(LogEntry::Generated { source, events })
             }
+            Some(&TAG_CHECKPOINT) => Ok(LogEntry::Checkpoint {
+                id: u64::from_be_bytes(
+                    bytes
+                        .get(1..9)
+                        .ok_or_else(corrupt)?
+                        .try_into()
+                        .map_err(|_| corrupt())?,
+                ),
+            }),
             _ => Err(corrupt()),
         }
     }

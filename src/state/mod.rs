@@ -9,12 +9,16 @@
 //! [`MemoryStore`] (the model the real one is tested against).
 
 mod codec;
+pub mod encoding;
 mod file_log;
+pub mod store;
+pub mod table;
 
 use std::sync::Mutex;
 
 pub use codec::LogEntry;
 pub use file_log::FileLog;
+pub use store::{MemoryStateStore, SledStateStore, StateStore, WriteBatch};
 
 use crate::error::Result;
 
@@ -25,6 +29,8 @@ pub trait Store: Send + Sync {
     fn replay(&self) -> Result<Vec<LogEntry>>;
     /// Bytes the log takes on disk (approximate).
     fn size_on_disk(&self) -> u64;
+    /// Drop every entry (a checkpoint now holds them), durably.
+    fn truncate(&self) -> Result<()>;
 }
 
 /// The in-memory model of a [`Store`].
@@ -54,6 +60,11 @@ impl Store for MemoryStore {
     fn size_on_disk(&self) -> u64 {
         0
     }
+
+    fn truncate(&self) -> Result<()> {
+        self.entries.lock().expect("memory store lock").clear();
+        Ok(())
+    }
 }
 
 /// A shared store (tests keep a handle to reopen the same log).
@@ -68,5 +79,9 @@ impl<S: Store> Store for std::sync::Arc<S> {
 
     fn size_on_disk(&self) -> u64 {
         self.as_ref().size_on_disk()
+    }
+
+    fn truncate(&self) -> Result<()> {
+        self.as_ref().truncate()
     }
 }

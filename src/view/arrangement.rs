@@ -15,8 +15,9 @@ use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::row::RowConverter;
 
-use crate::dataflow::batch::{row_converter, take_columns, ChangeBatch};
+use crate::core::batch::{row_converter, take_columns, ChangeBatch};
 use crate::error::{EddyError, Result};
+use crate::state::table::Entries;
 
 pub struct Arrangement {
     schema: SchemaRef,
@@ -99,6 +100,26 @@ impl Arrangement {
 
     pub fn approx_bytes(&self) -> usize {
         self.rows.keys().map(|k| k.len() + 16).sum()
+    }
+
+    fn export(&self) -> Entries {
+        self.rows
+            .iter()
+            .map(|(r, c)| (r.clone(), c.to_le_bytes().to_vec()))
+            .collect()
+    }
+
+    fn import(&mut self, entries: Entries) -> Result<()> {
+        self.rows.clear();
+        for (row, count) in entries {
+            let count: [u8; 8] = count
+                .as_slice()
+                .try_into()
+                .map_err(|_| EddyError::Storage("checkpoint row count is not 8 bytes".into()))?;
+            self.rows.insert(row, i64::from_le_bytes(count));
+        }
+        self.cached = None;
+        Ok(())
     }
 }
 
@@ -280,6 +301,18 @@ impl KeyedArrangement {
             .map(|(k, v)| k.len() + v.len() + 32)
             .sum()
     }
+
+    fn export(&self) -> Entries {
+        self.by_key
+            .iter()
+            .map(|(k, r)| (k.clone(), r.clone()))
+            .collect()
+    }
+
+    fn import(&mut self, entries: Entries) {
+        self.by_key = entries.into_iter().collect();
+        self.cached = None;
+    }
 }
 
 /// How a relation keeps its contents.
@@ -374,7 +407,7 @@ impl Storage {
             return Ok(());
         };
         while let Some(first) = batches.first() {
-            let times = crate::database::event_times(first.column(time_column))?;
+            let times = crate::core::time::event_times(first.column(time_column))?;
             let newest = times.iter().flatten().max().copied();
             if newest.map(|t| t < cutoff).unwrap_or(true) {
                 *rows -= first.num_rows();
@@ -424,6 +457,64 @@ impl Storage {
             Storage::Log { rows, .. } => *rows,
             Storage::Multiset(a) => a.len(),
             Storage::Keyed(k) => k.len(),
+        }
+    }
+
+    /// The contents as checkpoint entries: a stream's batches as Arrow IPC keyed by their
+    /// position, an arrangement's rows with their multiplicities, a table's rows by key.
+    pub fn export(&mut self) -> Result<Entries> {
+        match self {
+            Storage::Log { .. } => {
+                let batches = self.snapshot()?;
+                batches
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, b)| {
+                        let entry = crate::state::LogEntry::Changes {
+                            relation: String::new(),
+                            batch: ChangeBatch::inserts(b),
+                        };
+                        Ok(((i as u64).to_be_bytes().to_vec(), entry.encode()?))
+                    })
+                    .collect()
+            }
+            Storage::Multiset(a) => Ok(a.export()),
+            Storage::Keyed(k) => Ok(k.export()),
+        }
+    }
+
+    /// Replace the contents with a checkpoint's entries (in key order).
+    pub fn import(&mut self, mut entries: Entries) -> Result<()> {
+        match self {
+            Storage::Log {
+                batches,
+                rows,
+                schema,
+            } => {
+                entries.sort_by(|a, b| a.0.cmp(&b.0));
+                batches.clear();
+                *rows = 0;
+                for (_, bytes) in entries {
+                    let crate::state::LogEntry::Changes { batch, .. } =
+                        crate::state::LogEntry::decode(&bytes)?
+                    else {
+                        return Err(EddyError::Storage(
+                            "checkpoint stream chunk is not a batch".into(),
+                        ));
+                    };
+                    *rows += batch.len();
+                    batches.push(RecordBatch::try_new(
+                        schema.clone(),
+                        batch.data.columns().to_vec(),
+                    )?);
+                }
+                Ok(())
+            }
+            Storage::Multiset(a) => a.import(entries),
+            Storage::Keyed(k) => {
+                k.import(entries);
+                Ok(())
+            }
         }
     }
 

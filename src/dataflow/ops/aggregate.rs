@@ -30,9 +30,11 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::scalar::ScalarValue;
 
 use super::float_sum::FloatSum;
-use crate::dataflow::batch::{row_converter_for, ChangeBatch};
-use crate::dataflow::operator::Operator;
+use crate::core::batch::{row_converter_for, ChangeBatch};
+use crate::dataflow::operator::{Ctx, Operator};
 use crate::error::{EddyError, Result};
+use crate::state::encoding::{NotByte, Reader, StateCodec, Writer};
+use crate::state::table::{OrderedState, StateMap, StateTable};
 
 /// Add weight `w` to value `v` in a value → multiplicity map (BTreeMap or HashMap),
 /// dropping it at zero. Looks up by slice first: allocating a key per row is the hot path's
@@ -128,12 +130,108 @@ enum Accumulator {
     Distinct(HashMap<Vec<u8>, i64>),
 }
 
+#[derive(Clone)]
 struct GroupState {
     key: Vec<ScalarValue>,
     weight: i64,
     accs: Vec<Accumulator>,
     emitted: Option<Vec<ScalarValue>>,
     touched: bool,
+}
+
+impl NotByte for Accumulator {}
+
+impl StateCodec for Accumulator {
+    fn encode(&self, w: &mut Writer) -> Result<()> {
+        match self {
+            Accumulator::Count(n) => {
+                w.u8(0).i64(*n);
+            }
+            Accumulator::Sum {
+                int,
+                float,
+                non_null,
+            } => {
+                w.u8(1).i128(*int).i64(*non_null);
+                float.encode(w)?;
+            }
+            Accumulator::Ordered(m) => {
+                w.u8(2).u64(m.len() as u64);
+                for (v, c) in m {
+                    w.bytes(v).i64(*c);
+                }
+            }
+            Accumulator::Extreme(v) => {
+                w.u8(3);
+                v.encode(w)?;
+            }
+            Accumulator::Distinct(m) => {
+                w.u8(4).u64(m.len() as u64);
+                for (v, c) in m {
+                    w.bytes(v).i64(*c);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        Ok(match r.u8()? {
+            0 => Accumulator::Count(r.i64()?),
+            1 => {
+                let int = r.i128()?;
+                let non_null = r.i64()?;
+                Accumulator::Sum {
+                    int,
+                    float: FloatSum::decode(r)?,
+                    non_null,
+                }
+            }
+            2 => {
+                let n = r.u64()?;
+                let mut m = BTreeMap::new();
+                for _ in 0..n {
+                    let v = r.vec()?;
+                    m.insert(v, r.i64()?);
+                }
+                Accumulator::Ordered(m)
+            }
+            3 => Accumulator::Extreme(Option::<Vec<u8>>::decode(r)?),
+            4 => {
+                let n = r.u64()?;
+                let mut m = HashMap::new();
+                for _ in 0..n {
+                    let v = r.vec()?;
+                    m.insert(v, r.i64()?);
+                }
+                Accumulator::Distinct(m)
+            }
+            other => {
+                return Err(EddyError::Storage(format!(
+                    "checkpoint holds an unknown accumulator tag {other}"
+                )))
+            }
+        })
+    }
+}
+
+impl StateCodec for GroupState {
+    fn encode(&self, w: &mut Writer) -> Result<()> {
+        self.key.encode(w)?;
+        w.i64(self.weight);
+        self.accs.encode(w)?;
+        self.emitted.encode(w)
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        Ok(GroupState {
+            key: Vec::<ScalarValue>::decode(r)?,
+            weight: r.i64()?,
+            accs: Vec::<Accumulator>::decode(r)?,
+            emitted: Option::<Vec<ScalarValue>>::decode(r)?,
+            touched: false,
+        })
+    }
 }
 
 /// Per-batch evaluated input of one aggregate.
@@ -153,7 +251,7 @@ pub struct AggregateOp {
     value_converters: Vec<Option<RowConverter>>,
     key_converter: RowConverter,
     schema: SchemaRef,
-    groups: HashMap<Vec<u8>, GroupState>,
+    groups: StateMap<GroupState>,
     window: Option<WindowClose>,
     /// The input only ever inserts (a stream): MIN/MAX keep just the extreme.
     append_only: bool,
@@ -173,12 +271,11 @@ pub struct WindowClose {
     pub grace: i64,
     pub retention: Option<i64>,
     pub emit_final: bool,
-    watermark: Option<i64>,
-    late_rows: u64,
-    /// Window end → keys of its groups (some may already be gone).
-    by_end: BTreeMap<i64, Vec<Vec<u8>>>,
-    /// Window end → rows of closed windows still shown, to retract at retention.
-    closed: BTreeMap<i64, Vec<Vec<ScalarValue>>>,
+    /// (window end, group key) of the groups of open windows (some may already be gone).
+    by_end: OrderedState<(i64, Vec<u8>), ()>,
+    /// (window end, group key) → row of a closed window still shown, to retract at
+    /// retention.
+    closed: OrderedState<(i64, Vec<u8>), Vec<ScalarValue>>,
 }
 
 impl WindowClose {
@@ -197,10 +294,8 @@ impl WindowClose {
             grace,
             retention,
             emit_final,
-            watermark: None,
-            late_rows: 0,
-            by_end: BTreeMap::new(),
-            closed: BTreeMap::new(),
+            by_end: OrderedState::new("groups by window end"),
+            closed: OrderedState::new("closed windows' rows"),
         }
     }
 
@@ -217,8 +312,8 @@ impl WindowClose {
         Ok(micros.iter().map(|v| v.map(|v| v + shift)).collect())
     }
 
-    fn is_closed(&self, end: i64) -> bool {
-        matches!(self.watermark, Some(w) if end.saturating_add(self.grace) <= w)
+    fn is_closed(&self, end: i64, watermark: i64) -> bool {
+        end.saturating_add(self.grace) <= watermark
     }
 }
 
@@ -255,7 +350,7 @@ impl AggregateOp {
             domains,
             value_converters,
             schema,
-            groups: HashMap::new(),
+            groups: StateMap::new("groups"),
             window: None,
             append_only: false,
         })
@@ -273,11 +368,14 @@ impl AggregateOp {
     }
 
     /// Drop rows of closed windows, counting them.
-    fn drop_late(&mut self, batch: ChangeBatch) -> Result<ChangeBatch> {
-        let Some(win) = self.window.as_mut() else {
+    fn drop_late(&mut self, batch: ChangeBatch, ctx: &mut Ctx) -> Result<ChangeBatch> {
+        let Some(win) = self.window.as_ref() else {
             return Ok(batch);
         };
-        if win.watermark.is_none() || batch.is_empty() {
+        let Some(watermark) = ctx.watermark() else {
+            return Ok(batch);
+        };
+        if batch.is_empty() {
             return Ok(batch);
         }
         let bounds = self.group_exprs[win.bound_key]
@@ -289,7 +387,7 @@ impl AggregateOp {
             .iter()
             .zip(batch.weights.values())
             .map(|(e, w)| {
-                let closed = e.map(|e| win.is_closed(e)).unwrap_or(false);
+                let closed = e.map(|e| win.is_closed(e, watermark)).unwrap_or(false);
                 if closed {
                     late += w.unsigned_abs();
                 }
@@ -299,7 +397,7 @@ impl AggregateOp {
         if late == 0 {
             return Ok(batch);
         }
-        win.late_rows += late;
+        ctx.count_late(late);
         batch.filter(&keep)
     }
 
@@ -543,8 +641,8 @@ fn arg_at(values: &ArrayRef, domain: SumDomain, i: usize) -> (i128, f64) {
 }
 
 impl Operator for AggregateOp {
-    fn process(&mut self, _input: usize, batch: ChangeBatch) -> Result<ChangeBatch> {
-        let batch = self.drop_late(batch)?;
+    fn process(&mut self, _input: usize, batch: ChangeBatch, ctx: &mut Ctx) -> Result<ChangeBatch> {
+        let batch = self.drop_late(batch, ctx)?;
         let n = batch.len();
         let keys: Vec<ArrayRef> = self
             .group_exprs
@@ -563,14 +661,22 @@ impl Operator for AggregateOp {
 
         if self.is_global() {
             // The single group always exists, so empty input still yields its row.
-            let fresh = self.new_accumulators();
-            let g = self.groups.entry(Vec::new()).or_insert_with(|| GroupState {
-                key: vec![],
-                weight: 0,
-                accs: fresh,
-                emitted: None,
-                touched: false,
-            });
+            let g = match self.groups.get_mut(&[]) {
+                Some(g) => g,
+                None => {
+                    let fresh = self.new_accumulators();
+                    self.groups.insert(
+                        Vec::new(),
+                        GroupState {
+                            key: vec![],
+                            weight: 0,
+                            accs: fresh,
+                            emitted: None,
+                            touched: false,
+                        },
+                    )
+                }
+            };
             g.touched = true;
             touched.push(Vec::new());
         }
@@ -592,18 +698,19 @@ impl Operator for AggregateOp {
                     if let Some(win) = self.window.as_mut() {
                         let ends = win.ends(&keys[win.bound_key].slice(i, 1))?;
                         if let Some(end) = ends[0] {
-                            win.by_end.entry(end).or_default().push(key.to_vec());
+                            win.by_end.insert((end, key.to_vec()), ());
                         }
                     }
-                    self.groups
-                        .entry(key.as_ref().to_vec())
-                        .or_insert(GroupState {
+                    self.groups.insert(
+                        key.to_vec(),
+                        GroupState {
                             key: key_values,
                             weight: 0,
                             accs,
                             emitted: None,
                             touched: false,
-                        })
+                        },
+                    )
                 }
             };
             if !g.touched {
@@ -734,68 +841,62 @@ impl Operator for AggregateOp {
     }
 
     fn state_rows(&self) -> usize {
-        self.groups.len()
-            + self
-                .window
-                .as_ref()
-                .map(|w| w.closed.values().map(Vec::len).sum())
-                .unwrap_or(0)
+        self.groups.len() + self.window.as_ref().map(|w| w.closed.len()).unwrap_or(0)
     }
 
-    fn late_rows(&self) -> u64 {
-        self.window.as_ref().map(|w| w.late_rows).unwrap_or(0)
+    fn state_tables(&mut self) -> Vec<&mut dyn StateTable> {
+        let mut tables: Vec<&mut dyn StateTable> = vec![&mut self.groups];
+        if let Some(w) = self.window.as_mut() {
+            tables.push(&mut w.by_end);
+            tables.push(&mut w.closed);
+        }
+        tables
     }
 
-    fn on_watermark(&mut self, watermark: i64) -> Result<Option<ChangeBatch>> {
+    fn on_watermark(&mut self, watermark: i64, _ctx: &mut Ctx) -> Result<Option<ChangeBatch>> {
         let Some(win) = self.window.as_mut() else {
             return Ok(None);
         };
-        if matches!(win.watermark, Some(w) if w >= watermark) {
-            return Ok(None);
-        }
-        win.watermark = Some(watermark);
         let mut out: Vec<(i64, Vec<ScalarValue>)> = Vec::new();
         // Close windows whose end + grace has passed: free their state.
         let cutoff = watermark.saturating_sub(win.grace);
-        let still_open = win.by_end.split_off(&(cutoff.saturating_add(1)));
-        let closing = std::mem::replace(&mut win.by_end, still_open);
+        let closing = win
+            .by_end
+            .drain_below(&(cutoff.saturating_add(1), Vec::new()));
         let (emit_final, retention) = (win.emit_final, win.retention);
-        let mut keep: Vec<(i64, Vec<ScalarValue>)> = Vec::new();
-        for (end, keys) in closing {
-            for key in keys {
-                let Some(g) = self.groups.remove(&key) else {
-                    continue;
-                };
-                if g.weight <= 0 {
-                    continue;
+        let mut keep: Vec<((i64, Vec<u8>), Vec<ScalarValue>)> = Vec::new();
+        for ((end, key), ()) in closing {
+            let Some(g) = self.groups.remove(&key) else {
+                continue;
+            };
+            if g.weight <= 0 {
+                continue;
+            }
+            let row = if emit_final {
+                let row = self.output_row(&g)?;
+                out.push((1, row.clone()));
+                row
+            } else {
+                match g.emitted {
+                    Some(r) => r,
+                    None => continue,
                 }
-                let row = if emit_final {
-                    let row = self.output_row(&g)?;
-                    out.push((1, row.clone()));
-                    row
-                } else {
-                    match g.emitted {
-                        Some(r) => r,
-                        None => continue,
-                    }
-                };
-                if retention.is_some() {
-                    keep.push((end, row));
-                }
+            };
+            if retention.is_some() {
+                keep.push(((end, key), row));
             }
         }
         let win = self.window.as_mut().expect("windowed");
-        for (end, row) in keep {
-            win.closed.entry(end).or_default().push(row);
+        for (at, row) in keep {
+            win.closed.insert(at, row);
         }
         // Retract rows of windows past their retention.
         if let Some(r) = retention {
             let cutoff = watermark.saturating_sub(r);
-            let kept = win.closed.split_off(&(cutoff.saturating_add(1)));
-            let expired = std::mem::replace(&mut win.closed, kept);
-            for (_, rows) in expired {
-                out.extend(rows.into_iter().map(|r| (-1, r)));
-            }
+            let expired = win
+                .closed
+                .drain_below(&(cutoff.saturating_add(1), Vec::new()));
+            out.extend(expired.into_iter().map(|(_, row)| (-1, row)));
         }
         if out.is_empty() {
             return Ok(None);
@@ -807,9 +908,18 @@ impl Operator for AggregateOp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataflow::batch::tests_support::render;
+    use crate::core::batch::tests_support::render;
     use datafusion::arrow::datatypes::{Field, Schema};
     use datafusion::physical_expr::expressions::{col, lit};
+
+    /// One committed epoch of one batch.
+    fn step(agg: &mut AggregateOp, input: usize, batch: ChangeBatch) -> Result<ChangeBatch> {
+        let out = agg.process(input, batch, &mut Ctx::default())?;
+        for t in agg.state_tables() {
+            t.commit();
+        }
+        Ok(out)
+    }
 
     fn input_schema() -> SchemaRef {
         Arc::new(Schema::new(vec![
@@ -866,27 +976,37 @@ mod tests {
     #[test]
     fn max_falls_back_to_next_value_when_extreme_is_retracted() {
         let mut agg = op(&[AggKind::Max, AggKind::Min], true);
-        let out = agg
-            .process(0, crate::changes!(input_schema(); 1 => ["a", 5i64], 1 => ["a", 9i64], 1 => ["a", 1i64]))
-            .unwrap();
+        let out = step(
+            &mut agg,
+            0,
+            crate::changes!(input_schema(); 1 => ["a", 5i64], 1 => ["a", 9i64], 1 => ["a", 1i64]),
+        )
+        .unwrap();
         assert_eq!(render(&out), vec!["+1 a|9|1"]);
-        let out = agg
-            .process(0, crate::changes!(input_schema(); -1 => ["a", 9i64]))
-            .unwrap();
+        let out = step(
+            &mut agg,
+            0,
+            crate::changes!(input_schema(); -1 => ["a", 9i64]),
+        )
+        .unwrap();
         assert_eq!(render(&out), vec!["+1 a|5|1", "-1 a|9|1"]);
     }
 
     #[test]
     fn group_disappears_and_state_is_freed_when_last_row_is_retracted() {
         let mut agg = op(&[AggKind::Count, AggKind::Sum], true);
-        agg.process(
+        step(
+            &mut agg,
             0,
             crate::changes!(input_schema(); 1 => ["a", 2i64], 1 => ["b", 3i64]),
         )
         .unwrap();
-        let out = agg
-            .process(0, crate::changes!(input_schema(); -1 => ["a", 2i64]))
-            .unwrap();
+        let out = step(
+            &mut agg,
+            0,
+            crate::changes!(input_schema(); -1 => ["a", 2i64]),
+        )
+        .unwrap();
         assert_eq!(render(&out), vec!["-1 a|1|2"]);
         assert_eq!(agg.state_rows(), 1);
     }
@@ -894,31 +1014,121 @@ mod tests {
     #[test]
     fn global_aggregate_has_a_row_on_empty_input() {
         let mut agg = op(&[AggKind::Count, AggKind::Sum, AggKind::Avg], false);
-        let out = agg.process(0, ChangeBatch::empty(input_schema())).unwrap();
+        let out = step(&mut agg, 0, ChangeBatch::empty(input_schema())).unwrap();
         assert_eq!(render(&out), vec!["+1 0|NULL|NULL"]);
-        let out = agg
-            .process(
-                0,
-                crate::changes!(input_schema(); 1 => ["a", 4i64], 1 => ["a", 2i64]),
-            )
-            .unwrap();
+        let out = step(
+            &mut agg,
+            0,
+            crate::changes!(input_schema(); 1 => ["a", 4i64], 1 => ["a", 2i64]),
+        )
+        .unwrap();
         assert_eq!(render(&out), vec!["+1 2|6|3", "-1 0|NULL|NULL"]);
     }
 
     #[test]
     fn count_distinct_counts_values_with_positive_multiplicity() {
         let mut agg = op(&[AggKind::CountDistinct], true);
-        let out = agg
-            .process(0, crate::changes!(input_schema(); 1 => ["a", 1i64], 1 => ["a", 1i64], 1 => ["a", 2i64]))
-            .unwrap();
+        let out = step(
+            &mut agg,
+            0,
+            crate::changes!(input_schema(); 1 => ["a", 1i64], 1 => ["a", 1i64], 1 => ["a", 2i64]),
+        )
+        .unwrap();
         assert_eq!(render(&out), vec!["+1 a|2"]);
-        let out = agg
-            .process(0, crate::changes!(input_schema(); -1 => ["a", 1i64]))
-            .unwrap();
+        let out = step(
+            &mut agg,
+            0,
+            crate::changes!(input_schema(); -1 => ["a", 1i64]),
+        )
+        .unwrap();
         assert!(out.is_empty(), "one copy of 1 is left: still 2 distinct");
-        let out = agg
-            .process(0, crate::changes!(input_schema(); -1 => ["a", 1i64]))
-            .unwrap();
+        let out = step(
+            &mut agg,
+            0,
+            crate::changes!(input_schema(); -1 => ["a", 1i64]),
+        )
+        .unwrap();
         assert_eq!(render(&out), vec!["+1 a|1", "-1 a|2"]);
+    }
+
+    mod differential {
+        //! The operator alone against DataFusion from scratch: random inserts and
+        //! retracts in random batches, each epoch committed or aborted at random; after
+        //! every epoch the committed output equals the batch GROUP BY over the rows of the
+        //! committed epochs.
+        use super::*;
+        use crate::core::batch::tests_support::{build, datafusion_rows, Accumulated};
+        use proptest::prelude::*;
+
+        const KINDS: [AggKind; 6] = [
+            AggKind::Count,
+            AggKind::Sum,
+            AggKind::Min,
+            AggKind::Max,
+            AggKind::CountDistinct,
+            AggKind::Avg,
+        ];
+        const ORACLE: &str = "SELECT k, count(*), sum(v), min(v), max(v), count(DISTINCT v), avg(v) FROM t GROUP BY k";
+
+        /// One epoch: rows as (key, value, retract an existing row instead), and whether
+        /// the epoch aborts.
+        fn epochs() -> impl Strategy<Value = Vec<(Vec<(u8, Option<i64>, bool)>, bool)>> {
+            let row = (
+                0u8..4,
+                proptest::option::weighted(0.9, -3i64..6),
+                any::<bool>(),
+            );
+            proptest::collection::vec(
+                (
+                    proptest::collection::vec(row, 0..7),
+                    proptest::bool::weighted(0.3),
+                ),
+                1..10,
+            )
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(40))]
+            #[test]
+            fn equals_datafusion_after_every_epoch(epochs in epochs()) {
+                let mut agg = op(&KINDS, true);
+                let mut view = Accumulated::default();
+                let mut committed: Vec<(u8, Option<i64>)> = Vec::new();
+                for (rows, abort) in epochs {
+                    let mut live = committed.clone();
+                    let mut delta = Vec::new();
+                    for (k, v, retract) in rows {
+                        let key = ["a", "b", "c", "d"][k as usize];
+                        if retract {
+                            if let Some(p) = live.iter().position(|r| r.0 == k) {
+                                let (rk, rv) = live.remove(p);
+                                delta.push((-1, vec![ScalarValue::from(["a", "b", "c", "d"][rk as usize]), ScalarValue::Int64(rv)]));
+                            }
+                        } else {
+                            live.push((k, v));
+                            delta.push((1, vec![ScalarValue::from(key), ScalarValue::Int64(v)]));
+                        }
+                    }
+                    let out = agg.process(0, build(input_schema(), delta), &mut Ctx::default());
+                    if abort {
+                        for t in agg.state_tables() { t.abort(); }
+                    } else {
+                        let out = out.expect("valid input");
+                        for t in agg.state_tables() { t.commit(); }
+                        view.apply(&out);
+                        committed = live;
+                    }
+                    let table = build(
+                        input_schema(),
+                        committed
+                            .iter()
+                            .map(|(k, v)| (1, vec![ScalarValue::from(["a", "b", "c", "d"][*k as usize]), ScalarValue::Int64(*v)]))
+                            .collect(),
+                    );
+                    let expected = datafusion_rows(vec![("t", table.data)], ORACLE);
+                    prop_assert_eq!(view.rows(), expected);
+                }
+            }
+        }
     }
 }

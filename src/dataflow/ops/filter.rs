@@ -9,8 +9,8 @@ use datafusion::arrow::array::{Array, BooleanArray};
 use datafusion::arrow::compute::prep_null_mask_filter;
 use datafusion::physical_expr::PhysicalExpr;
 
-use crate::dataflow::batch::ChangeBatch;
-use crate::dataflow::operator::Operator;
+use crate::core::batch::ChangeBatch;
+use crate::dataflow::operator::{Ctx, Operator};
 use crate::error::{EddyError, Result};
 
 pub struct FilterOp {
@@ -24,7 +24,12 @@ impl FilterOp {
 }
 
 impl Operator for FilterOp {
-    fn process(&mut self, _input: usize, batch: ChangeBatch) -> Result<ChangeBatch> {
+    fn process(
+        &mut self,
+        _input: usize,
+        batch: ChangeBatch,
+        _ctx: &mut Ctx,
+    ) -> Result<ChangeBatch> {
         if batch.is_empty() {
             return Ok(batch);
         }

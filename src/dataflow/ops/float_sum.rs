@@ -11,6 +11,30 @@ pub struct FloatSum {
     neg_inf: i64,
 }
 
+impl crate::state::encoding::StateCodec for FloatSum {
+    fn encode(&self, w: &mut crate::state::encoding::Writer) -> crate::error::Result<()> {
+        w.u64(self.partials.len() as u64);
+        for p in &self.partials {
+            w.f64(*p);
+        }
+        w.i64(self.nan).i64(self.pos_inf).i64(self.neg_inf);
+        Ok(())
+    }
+
+    fn decode(r: &mut crate::state::encoding::Reader<'_>) -> crate::error::Result<Self> {
+        let n = r.u64()?;
+        let partials = (0..n)
+            .map(|_| r.f64())
+            .collect::<crate::error::Result<_>>()?;
+        Ok(FloatSum {
+            partials,
+            nan: r.i64()?,
+            pos_inf: r.i64()?,
+            neg_inf: r.i64()?,
+        })
+    }
+}
+
 impl FloatSum {
     /// Add `x` with multiplicity `w` (negative removes).
     pub fn add(&mut self, x: f64, w: i64) {

@@ -8,24 +8,39 @@
 //! right: time + before), it is evicted; an OUTER side's row that never matched is emitted
 //! then, padded with NULLs, once. So state is bounded by the time bound plus grace.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::row::RowConverter;
-use datafusion::common::HashMap;
 use datafusion::physical_expr::PhysicalExpr;
 
 use super::join::JoinKind;
-use crate::dataflow::batch::{row_converter, row_converter_for, ChangeBatch};
-use crate::dataflow::operator::Operator;
+use crate::core::batch::{row_converter, row_converter_for, ChangeBatch};
+use crate::dataflow::operator::{Ctx, Operator};
 use crate::error::{EddyError, Result};
+use crate::state::encoding::{Reader, StateCodec, Writer};
+use crate::state::table::{OrderedState, StateTable};
 
+#[derive(Clone)]
 struct Stored {
     row: Vec<u8>,
     matched: bool,
+}
+
+impl StateCodec for Stored {
+    fn encode(&self, w: &mut Writer) -> Result<()> {
+        w.bytes(&self.row).bool(self.matched);
+        Ok(())
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        Ok(Stored {
+            row: r.vec()?,
+            matched: r.bool()?,
+        })
+    }
 }
 
 pub struct IntervalJoinOp {
@@ -41,11 +56,14 @@ pub struct IntervalJoinOp {
     output: SchemaRef,
     key_converter: RowConverter,
     converters: [RowConverter; 2],
-    /// Per side: key → time → rows.
-    state: [HashMap<Vec<u8>, BTreeMap<i64, Vec<Stored>>>; 2],
+    /// Per side: (key, time, arrival number) → row.
+    state: [OrderedState<(Vec<u8>, i64, u64), Stored>; 2],
+    /// Per side: the same entries by time first, to evict in time order.
+    by_time: [OrderedState<(i64, Vec<u8>, u64), ()>; 2],
+    /// Makes the stored entries of equal rows distinct. Only ever grows (an aborted
+    /// epoch leaves a gap, which is harmless).
+    next_seq: u64,
     null_rows: [Vec<u8>; 2],
-    watermark: Option<i64>,
-    late_rows: u64,
 }
 
 impl IntervalJoinOp {
@@ -81,10 +99,16 @@ impl IntervalJoinOp {
             converters,
             schemas,
             output,
-            state: [HashMap::new(), HashMap::new()],
+            state: [
+                OrderedState::new("left rows"),
+                OrderedState::new("right rows"),
+            ],
+            by_time: [
+                OrderedState::new("left rows by time"),
+                OrderedState::new("right rows by time"),
+            ],
+            next_seq: 0,
             null_rows,
-            watermark: None,
-            late_rows: 0,
         })
     }
 
@@ -119,7 +143,7 @@ impl IntervalJoinOp {
 }
 
 impl Operator for IntervalJoinOp {
-    fn process(&mut self, input: usize, batch: ChangeBatch) -> Result<ChangeBatch> {
+    fn process(&mut self, input: usize, batch: ChangeBatch, ctx: &mut Ctx) -> Result<ChangeBatch> {
         if !batch.is_insert_only() {
             return Err(EddyError::internal(
                 "a stream-stream join received a retraction",
@@ -130,7 +154,7 @@ impl Operator for IntervalJoinOp {
         let n = batch.len();
         let data = RecordBatch::try_new(self.schemas[side].clone(), batch.data.columns().to_vec())?;
         let times =
-            crate::database::event_times(&self.times[side].evaluate(&data)?.into_array(n)?)?;
+            crate::core::time::event_times(&self.times[side].evaluate(&data)?.into_array(n)?)?;
         let mut key_cols = Vec::new();
         for (k, ty) in self.keys[side].iter().zip(&self.key_types) {
             let a = k.evaluate(&data)?.into_array(n)?;
@@ -146,8 +170,8 @@ impl Operator for IntervalJoinOp {
         for i in 0..n {
             let copies = batch.weights.value(i);
             let Some(t) = times[i] else { continue };
-            if matches!(self.watermark, Some(w) if t < w.saturating_sub(self.grace)) {
-                self.late_rows += copies as u64;
+            if matches!(ctx.watermark(), Some(w) if t < w.saturating_sub(self.grace)) {
+                ctx.count_late(copies.unsigned_abs());
                 continue;
             }
             let row = rows.row(i).data().to_vec();
@@ -156,42 +180,46 @@ impl Operator for IntervalJoinOp {
             let (lo, hi) = self.range(side, t);
             let mut matched = false;
             if key_valid {
-                if let Some(theirs) = self.state[other].get_mut(&key) {
-                    for (_, stored) in theirs.range_mut(lo..=hi) {
-                        for s in stored.iter_mut() {
-                            s.matched = true;
-                            matched = true;
-                            for _ in 0..copies {
-                                out.push(if side == 0 {
-                                    (row.clone(), s.row.clone())
-                                } else {
-                                    (s.row.clone(), row.clone())
-                                });
-                            }
-                        }
+                let mut newly_matched = Vec::new();
+                for (k, stored) in
+                    self.state[other].range((key.clone(), lo, 0)..=(key.clone(), hi, u64::MAX))
+                {
+                    matched = true;
+                    if !stored.matched {
+                        newly_matched.push(k.clone());
+                    }
+                    for _ in 0..copies {
+                        out.push(if side == 0 {
+                            (row.clone(), stored.row.clone())
+                        } else {
+                            (stored.row.clone(), row.clone())
+                        });
+                    }
+                }
+                for k in newly_matched {
+                    if let Some(mut stored) = self.state[other].get(&k).cloned() {
+                        stored.matched = true;
+                        self.state[other].insert(k, stored);
                     }
                 }
             }
             for _ in 0..copies {
-                self.state[side]
-                    .entry(key.clone())
-                    .or_default()
-                    .entry(t)
-                    .or_default()
-                    .push(Stored {
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                self.state[side].insert(
+                    (key.clone(), t, seq),
+                    Stored {
                         row: row.clone(),
                         matched,
-                    });
+                    },
+                );
+                self.by_time[side].insert((t, key.clone(), seq), ());
             }
         }
         self.build(out)
     }
 
-    fn on_watermark(&mut self, watermark: i64) -> Result<Option<ChangeBatch>> {
-        if matches!(self.watermark, Some(w) if w >= watermark) {
-            return Ok(None);
-        }
-        self.watermark = Some(watermark);
+    fn on_watermark(&mut self, watermark: i64, _ctx: &mut Ctx) -> Result<Option<ChangeBatch>> {
         let cutoff = watermark.saturating_sub(self.grace);
         let mut out = Vec::new();
         for side in 0..2 {
@@ -201,24 +229,23 @@ impl Operator for IntervalJoinOp {
                 .saturating_sub(1);
             let outer = self.outer(side);
             let null_other = self.null_rows[1 - side].clone();
-            for per_key in self.state[side].values_mut() {
-                let keep = per_key.split_off(&(last_time.saturating_add(1)));
-                let evicted = std::mem::replace(per_key, keep);
-                if outer {
-                    for s in evicted.into_values().flatten().filter(|s| !s.matched) {
-                        out.push(if side == 0 {
-                            (s.row, null_other.clone())
-                        } else {
-                            (null_other.clone(), s.row)
-                        });
-                    }
+            let evicted =
+                self.by_time[side].drain_below(&(last_time.saturating_add(1), Vec::new(), 0));
+            for ((t, key, seq), ()) in evicted {
+                let Some(s) = self.state[side].remove(&(key, t, seq)) else {
+                    continue;
+                };
+                if outer && !s.matched {
+                    out.push(if side == 0 {
+                        (s.row, null_other.clone())
+                    } else {
+                        (null_other.clone(), s.row)
+                    });
                 }
             }
-            self.state[side].retain(|_, m| !m.is_empty());
             debug_assert!(self.state[side]
-                .values()
-                .flat_map(|m| m.keys())
-                .all(|t| self.horizon(side, *t) >= cutoff));
+                .iter()
+                .all(|((_, t, _), _)| self.horizon(side, *t) >= cutoff));
         }
         if out.is_empty() {
             return Ok(None);
@@ -239,15 +266,21 @@ impl Operator for IntervalJoinOp {
     }
 
     fn state_rows(&self) -> usize {
-        self.state
-            .iter()
-            .flat_map(|s| s.values())
-            .flat_map(|m| m.values())
-            .map(Vec::len)
-            .sum()
+        self.state.iter().map(|s| s.len()).sum()
     }
 
-    fn late_rows(&self) -> u64 {
-        self.late_rows
+    fn after_restore(&mut self) {
+        self.next_seq = self
+            .state
+            .iter()
+            .flat_map(|s| s.iter().map(|((_, _, seq), _)| seq + 1))
+            .max()
+            .unwrap_or(0);
+    }
+
+    fn state_tables(&mut self) -> Vec<&mut dyn StateTable> {
+        let [l, r] = &mut self.state;
+        let [lt, rt] = &mut self.by_time;
+        vec![l, r, lt, rt]
     }
 }

@@ -20,12 +20,12 @@ use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::row::{RowConverter, Rows};
-use datafusion::common::HashMap;
 use datafusion::physical_expr::PhysicalExpr;
 
-use crate::dataflow::batch::{row_converter, row_converter_for, ChangeBatch};
-use crate::dataflow::operator::Operator;
+use crate::core::batch::{row_converter, row_converter_for, ChangeBatch};
+use crate::dataflow::operator::{Ctx, Operator};
 use crate::error::{EddyError, Result};
+use crate::state::table::{IndexedZSet, StateTable};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JoinKind {
@@ -45,13 +45,6 @@ impl JoinKind {
     }
 }
 
-#[derive(Default)]
-struct KeyRows {
-    /// Row (row format) → multiplicity.
-    rows: HashMap<Vec<u8>, i64>,
-    total: i64,
-}
-
 pub struct JoinOp {
     kind: JoinKind,
     keys: [Vec<Arc<dyn PhysicalExpr>>; 2],
@@ -61,7 +54,7 @@ pub struct JoinOp {
     key_converter: RowConverter,
     converters: [RowConverter; 2],
     /// `None` for a side that is not stored (an append-only stream).
-    state: [Option<HashMap<Vec<u8>, KeyRows>>; 2],
+    state: [Option<IndexedZSet>; 2],
     /// Each side's all-NULL row, for padding.
     null_rows: [Vec<u8>; 2],
 }
@@ -94,8 +87,8 @@ impl JoinOp {
             schemas: [left, right],
             output,
             state: [
-                store_left.then(HashMap::new),
-                store_right.then(HashMap::new),
+                store_left.then(|| IndexedZSet::new("left rows")),
+                store_right.then(|| IndexedZSet::new("right rows")),
             ],
             null_rows,
         })
@@ -152,26 +145,8 @@ pub(super) fn joined_rows(
     ))
 }
 
-fn add(state: &mut HashMap<Vec<u8>, KeyRows>, key: &[u8], row: &[u8], w: i64) -> Result<()> {
-    let entry = state.entry(key.to_vec()).or_default();
-    entry.total += w;
-    let c = entry.rows.entry(row.to_vec()).or_insert(0);
-    *c += w;
-    if *c == 0 {
-        entry.rows.remove(row);
-    } else if *c < 0 {
-        return Err(EddyError::internal(
-            "join state retracted a row it never had",
-        ));
-    }
-    if entry.total == 0 {
-        state.remove(key);
-    }
-    Ok(())
-}
-
 impl Operator for JoinOp {
-    fn process(&mut self, input: usize, batch: ChangeBatch) -> Result<ChangeBatch> {
+    fn process(&mut self, input: usize, batch: ChangeBatch, _ctx: &mut Ctx) -> Result<ChangeBatch> {
         if batch.is_empty() {
             return Ok(ChangeBatch::empty(self.output.clone()));
         }
@@ -240,7 +215,7 @@ impl Operator for JoinOp {
                 }
             }
             if let Some(state) = self.state[side].as_mut() {
-                add(state, key, row, w)?;
+                state.add(key, row, w)?;
             }
         }
         self.build(out)?.consolidate()
@@ -276,8 +251,165 @@ impl Operator for JoinOp {
         self.state
             .iter()
             .flatten()
-            .flat_map(|s| s.values())
-            .map(|k| k.total.max(0) as usize)
+            .map(|s| s.total().max(0) as usize)
             .sum()
+    }
+
+    fn state_tables(&mut self) -> Vec<&mut dyn StateTable> {
+        self.state
+            .iter_mut()
+            .flatten()
+            .map(|s| s as &mut dyn StateTable)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod differential {
+    //! The operator alone against DataFusion from scratch: random inserts and retracts on
+    //! both sides (NULL keys included), epochs committed or aborted at random; after every
+    //! epoch the committed output equals the batch join of the committed rows.
+    use super::*;
+    use crate::core::batch::tests_support::{build, datafusion_rows, Accumulated};
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use datafusion::physical_expr::expressions::col;
+    use datafusion::scalar::ScalarValue;
+    use proptest::prelude::*;
+
+    fn side(prefix: &str) -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new(format!("{prefix}k"), DataType::Int64, true),
+            Field::new(format!("{prefix}v"), DataType::Int64, true),
+        ]))
+    }
+
+    fn op(kind: JoinKind) -> JoinOp {
+        let (l, r) = (side("l"), side("r"));
+        let out = Arc::new(Schema::new(
+            l.fields()
+                .iter()
+                .chain(r.fields().iter())
+                .map(|f| f.as_ref().clone().with_nullable(true))
+                .collect::<Vec<_>>(),
+        ));
+        JoinOp::try_new(
+            kind,
+            vec![col("lk", &l).unwrap()],
+            vec![col("rk", &r).unwrap()],
+            l,
+            r,
+            out,
+            true,
+            true,
+        )
+        .unwrap()
+    }
+
+    fn batch(prefix: &str, rows: &[(i64, Option<i64>, i64)]) -> ChangeBatch {
+        build(
+            side(prefix),
+            rows.iter()
+                .map(|(w, k, v)| {
+                    (
+                        *w,
+                        vec![ScalarValue::Int64(*k), ScalarValue::Int64(Some(*v))],
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    /// One epoch: per row (side, key, value, retract an existing row instead); whether the
+    /// epoch aborts.
+    fn epochs() -> impl Strategy<Value = Vec<(Vec<(usize, Option<i64>, i64, bool)>, bool)>> {
+        let row = (
+            0usize..2,
+            proptest::option::weighted(0.85, 0i64..3),
+            0i64..3,
+            proptest::bool::weighted(0.35),
+        );
+        proptest::collection::vec(
+            (
+                proptest::collection::vec(row, 0..6),
+                proptest::bool::weighted(0.3),
+            ),
+            1..10,
+        )
+    }
+
+    fn check(
+        kind: JoinKind,
+        sql_kind: &str,
+        epochs: Vec<(Vec<(usize, Option<i64>, i64, bool)>, bool)>,
+    ) -> Result<(), TestCaseError> {
+        let mut join = op(kind);
+        let mut view = Accumulated::default();
+        let mut committed: [Vec<(Option<i64>, i64)>; 2] = [vec![], vec![]];
+        for (rows, abort) in epochs {
+            let mut live = committed.clone();
+            let mut deltas: [Vec<(i64, Option<i64>, i64)>; 2] = [vec![], vec![]];
+            for (s, k, v, retract) in rows {
+                if retract {
+                    if let Some(p) = live[s].iter().position(|r| r.0 == k) {
+                        let (rk, rv) = live[s].remove(p);
+                        deltas[s].push((-1, rk, rv));
+                    }
+                } else {
+                    live[s].push((k, v));
+                    deltas[s].push((1, k, v));
+                }
+            }
+            let mut ctx = Ctx::default();
+            let out = join
+                .process(0, batch("l", &deltas[0]), &mut ctx)
+                .and_then(|a| Ok((a, join.process(1, batch("r", &deltas[1]), &mut ctx)?)));
+            if abort {
+                for t in join.state_tables() {
+                    t.abort();
+                }
+            } else {
+                let (a, b) = out.expect("valid input");
+                for t in join.state_tables() {
+                    t.commit();
+                }
+                view.apply(&a);
+                view.apply(&b);
+                committed = live;
+            }
+            let table = |prefix: &str, rows: &[(Option<i64>, i64)]| {
+                batch(
+                    prefix,
+                    &rows.iter().map(|(k, v)| (1, *k, *v)).collect::<Vec<_>>(),
+                )
+                .data
+            };
+            let expected = datafusion_rows(
+                vec![
+                    ("l", table("l", &committed[0])),
+                    ("r", table("r", &committed[1])),
+                ],
+                &format!("SELECT lk, lv, rk, rv FROM l {sql_kind} JOIN r ON lk = rk"),
+            );
+            prop_assert_eq!(view.rows(), expected);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn inner_equals_datafusion_after_every_epoch(epochs in epochs()) {
+            check(JoinKind::Inner, "INNER", epochs)?;
+        }
+
+        #[test]
+        fn left_equals_datafusion_after_every_epoch(epochs in epochs()) {
+            check(JoinKind::Left, "LEFT", epochs)?;
+        }
+
+        #[test]
+        fn full_equals_datafusion_after_every_epoch(epochs in epochs()) {
+            check(JoinKind::Full, "FULL", epochs)?;
+        }
     }
 }

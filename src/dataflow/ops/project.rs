@@ -9,8 +9,8 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::physical_expr::PhysicalExpr;
 
-use crate::dataflow::batch::ChangeBatch;
-use crate::dataflow::operator::Operator;
+use crate::core::batch::ChangeBatch;
+use crate::dataflow::operator::{Ctx, Operator};
 use crate::error::Result;
 
 pub struct ProjectOp {
@@ -25,7 +25,12 @@ impl ProjectOp {
 }
 
 impl Operator for ProjectOp {
-    fn process(&mut self, _input: usize, batch: ChangeBatch) -> Result<ChangeBatch> {
+    fn process(
+        &mut self,
+        _input: usize,
+        batch: ChangeBatch,
+        _ctx: &mut Ctx,
+    ) -> Result<ChangeBatch> {
         let n = batch.len();
         let columns = self
             .exprs

@@ -10,10 +10,6 @@
 //! grace: its rows are freed. A row whose own window [t, t + gap) ends at or before
 //! watermark − grace is late: dropped and counted.
 
-use std::collections::BTreeMap;
-
-// hashbrown with a fast non-cryptographic hasher: row keys are hashed once per row.
-use datafusion::common::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, TimestampMicrosecondArray};
@@ -22,13 +18,30 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::row::{Row, RowConverter};
 use datafusion::physical_expr::PhysicalExpr;
 
-use crate::dataflow::batch::{row_converter, row_converter_for, ChangeBatch};
-use crate::dataflow::operator::Operator;
+use crate::core::batch::{row_converter, row_converter_for, ChangeBatch};
+use crate::dataflow::operator::{Ctx, Operator};
 use crate::error::{EddyError, Result};
+use crate::state::encoding::{Reader, StateCodec, Writer};
+use crate::state::table::{OrderedState, StateTable};
 
+#[derive(Clone)]
 struct Session {
     last: i64,
     rows: Vec<Vec<u8>>,
+}
+
+impl StateCodec for Session {
+    fn encode(&self, w: &mut Writer) -> Result<()> {
+        w.i64(self.last);
+        self.rows.encode(w)
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        Ok(Session {
+            last: r.i64()?,
+            rows: Vec::<Vec<u8>>::decode(r)?,
+        })
+    }
 }
 
 pub struct SessionAssignOp {
@@ -40,10 +53,8 @@ pub struct SessionAssignOp {
     output_schema: SchemaRef,
     row_converter: RowConverter,
     key_converter: RowConverter,
-    /// key → session start → session.
-    sessions: HashMap<Vec<u8>, BTreeMap<i64, Session>>,
-    watermark: Option<i64>,
-    late_rows: u64,
+    /// (key, session start) → session.
+    sessions: OrderedState<(Vec<u8>, i64), Session>,
 }
 
 impl SessionAssignOp {
@@ -68,9 +79,7 @@ impl SessionAssignOp {
             grace,
             input_schema,
             output_schema,
-            sessions: HashMap::new(),
-            watermark: None,
-            late_rows: 0,
+            sessions: OrderedState::new("sessions"),
         })
     }
 
@@ -97,7 +106,7 @@ impl SessionAssignOp {
 }
 
 impl Operator for SessionAssignOp {
-    fn process(&mut self, _input: usize, batch: ChangeBatch) -> Result<ChangeBatch> {
+    fn process(&mut self, _input: usize, batch: ChangeBatch, ctx: &mut Ctx) -> Result<ChangeBatch> {
         if !batch.is_insert_only() {
             return Err(EddyError::unsupported(
                 "SESSION windows over rows that are updated or deleted",
@@ -105,7 +114,7 @@ impl Operator for SessionAssignOp {
         }
         let n = batch.len();
         let data = RecordBatch::try_new(self.input_schema.clone(), batch.data.columns().to_vec())?;
-        let times = crate::database::event_times(&self.time.evaluate(&data)?.into_array(n)?)?;
+        let times = crate::core::time::event_times(&self.time.evaluate(&data)?.into_array(n)?)?;
         let keys: Vec<ArrayRef> = self
             .keys
             .iter()
@@ -121,22 +130,22 @@ impl Operator for SessionAssignOp {
         let mut out: Vec<(i64, Vec<u8>, i64, i64)> = Vec::new();
         for i in 0..n {
             let Some(t) = times[i] else { continue };
-            if matches!(self.watermark, Some(w) if t.saturating_add(self.gap).saturating_add(self.grace) <= w)
+            if matches!(ctx.watermark(), Some(w) if t.saturating_add(self.gap).saturating_add(self.grace) <= w)
             {
-                self.late_rows += batch.weights.value(i).unsigned_abs();
+                ctx.count_late(batch.weights.value(i).unsigned_abs());
                 continue;
             }
             let key = key_rows
                 .as_ref()
                 .map(|k| k.row(i).data().to_vec())
                 .unwrap_or_default();
-            let sessions = self.sessions.entry(key).or_default();
             // Sessions overlapping [t, t + gap): start < t + gap and last + gap > t.
-            let merged: Vec<i64> = sessions
-                .range(..t.saturating_add(self.gap))
+            let merged: Vec<i64> = self
+                .sessions
+                .range((key.clone(), i64::MIN)..(key.clone(), t.saturating_add(self.gap)))
                 .rev()
                 .take_while(|(_, s)| s.last.saturating_add(self.gap) > t)
-                .map(|(start, _)| *start)
+                .map(|((_, start), _)| *start)
                 .collect();
             let row = rows.row(i).data().to_vec();
             let mut new_start = t;
@@ -144,7 +153,10 @@ impl Operator for SessionAssignOp {
             let mut members: Vec<Vec<u8>> = Vec::new();
             let mut old: Vec<(i64, i64, Vec<Vec<u8>>)> = Vec::new();
             for start in merged {
-                let s = sessions.remove(&start).expect("found above");
+                let s = self
+                    .sessions
+                    .remove(&(key.clone(), start))
+                    .expect("found above");
                 new_start = new_start.min(start);
                 new_last = new_last.max(s.last);
                 old.push((start, s.last, s.rows));
@@ -161,8 +173,8 @@ impl Operator for SessionAssignOp {
             }
             out.push((1, row.clone(), new_start, new_last + self.gap));
             members.push(row);
-            sessions.insert(
-                new_start,
+            self.sessions.insert(
+                (key, new_start),
                 Session {
                     last: new_last,
                     rows: members,
@@ -178,17 +190,11 @@ impl Operator for SessionAssignOp {
         delta.consolidate()
     }
 
-    fn on_watermark(&mut self, watermark: i64) -> Result<Option<ChangeBatch>> {
-        if matches!(self.watermark, Some(w) if w >= watermark) {
-            return Ok(None);
-        }
-        self.watermark = Some(watermark);
+    fn on_watermark(&mut self, watermark: i64, _ctx: &mut Ctx) -> Result<Option<ChangeBatch>> {
         let (gap, grace) = (self.gap, self.grace);
         // Free closed sessions: their end + grace is at or before the watermark.
-        for sessions in self.sessions.values_mut() {
-            sessions.retain(|_, s| s.last.saturating_add(gap).saturating_add(grace) > watermark);
-        }
-        self.sessions.retain(|_, s| !s.is_empty());
+        self.sessions
+            .retain(|_, s| s.last.saturating_add(gap).saturating_add(grace) > watermark);
         Ok(None)
     }
 
@@ -206,14 +212,10 @@ impl Operator for SessionAssignOp {
     }
 
     fn state_rows(&self) -> usize {
-        self.sessions
-            .values()
-            .flat_map(|s| s.values())
-            .map(|s| s.rows.len())
-            .sum()
+        self.sessions.iter().map(|(_, s)| s.rows.len()).sum()
     }
 
-    fn late_rows(&self) -> u64 {
-        self.late_rows
+    fn state_tables(&mut self) -> Vec<&mut dyn StateTable> {
+        vec![&mut self.sessions]
     }
 }

@@ -5,8 +5,8 @@
 
 use datafusion::arrow::datatypes::SchemaRef;
 
-use crate::dataflow::batch::ChangeBatch;
-use crate::dataflow::operator::Operator;
+use crate::core::batch::ChangeBatch;
+use crate::dataflow::operator::{Ctx, Operator};
 use crate::error::Result;
 
 pub struct UnionOp {
@@ -21,7 +21,12 @@ impl UnionOp {
 }
 
 impl Operator for UnionOp {
-    fn process(&mut self, _input: usize, batch: ChangeBatch) -> Result<ChangeBatch> {
+    fn process(
+        &mut self,
+        _input: usize,
+        batch: ChangeBatch,
+        _ctx: &mut Ctx,
+    ) -> Result<ChangeBatch> {
         batch.with_schema(self.schema.clone())
     }
 

@@ -184,7 +184,7 @@ macro_rules! changes {
         use datafusion::scalar::ScalarValue;
         let schema: datafusion::arrow::datatypes::SchemaRef = $schema;
         let rows: Vec<(i64, Vec<ScalarValue>)> = vec![$(($w, vec![$(ScalarValue::from($v)),*])),*];
-        $crate::dataflow::batch::tests_support::build(schema, rows)
+        $crate::core::batch::tests_support::build(schema, rows)
     }};
 }
 
@@ -236,6 +236,85 @@ pub mod tests_support {
         }
         out.sort();
         out
+    }
+
+    /// The rows of a batch as sorted strings `"a|b"`, one per row.
+    pub fn render_rows(batch: &RecordBatch) -> Vec<String> {
+        let mut out: Vec<String> = (0..batch.num_rows())
+            .map(|i| {
+                batch
+                    .columns()
+                    .iter()
+                    .map(|c| {
+                        ScalarValue::try_from_array(c, i)
+                            .map(|v| v.to_string())
+                            .unwrap_or_default()
+                    })
+                    .collect::<Vec<_>>()
+                    .join("|")
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The from-scratch answer: `sql` run by DataFusion over the named tables.
+    pub fn datafusion_rows(tables: Vec<(&str, RecordBatch)>, sql: &str) -> Vec<String> {
+        use datafusion::datasource::MemTable;
+        use datafusion::prelude::SessionContext;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a test runtime");
+        rt.block_on(async {
+            let ctx = SessionContext::new();
+            for (name, batch) in tables {
+                let table =
+                    MemTable::try_new(batch.schema(), vec![vec![batch]]).expect("a memory table");
+                ctx.register_table(name, std::sync::Arc::new(table))
+                    .expect("register a table");
+            }
+            let batches = ctx
+                .sql(sql)
+                .await
+                .expect("the oracle query plans")
+                .collect()
+                .await
+                .expect("the oracle query runs");
+            let mut out: Vec<String> = batches.iter().flat_map(render_rows).collect();
+            out.sort();
+            out
+        })
+    }
+
+    /// A maintained result: the sum of the committed output deltas, as rows rendered like
+    /// [`render_rows`] (a row with multiplicity n appears n times).
+    #[derive(Default)]
+    pub struct Accumulated(std::collections::BTreeMap<String, i64>);
+
+    impl Accumulated {
+        pub fn apply(&mut self, delta: &ChangeBatch) {
+            let rows = render(delta);
+            for r in rows {
+                let (w, row) = r.split_once(' ').expect("rendered as weight and row");
+                let w: i64 = w.parse().expect("a weight");
+                let c = self.0.entry(row.to_string()).or_insert(0);
+                *c += w;
+                if *c == 0 {
+                    self.0.remove(row);
+                }
+            }
+        }
+
+        /// The rows; panics on a negative multiplicity (a retraction of a row never there).
+        pub fn rows(&self) -> Vec<String> {
+            let mut out = Vec::new();
+            for (row, c) in &self.0 {
+                assert!(*c > 0, "row {row} has multiplicity {c}");
+                out.extend(std::iter::repeat_n(row.clone(), *c as usize));
+            }
+            out.sort();
+            out
+        }
     }
 }
 

@@ -1,0 +1,384 @@
+//! Checkpoints: every relation's contents and every dataflow's state written to the state
+//! store, so a restart loads them and replays only the log written since — restart time
+//! follows the size of the state, not the length of history.
+//!
+//! A checkpoint, under the writer and the database lock (no epoch is under way):
+//! 1. appends a `Checkpoint { id }` marker to the log (fsynced);
+//! 2. writes, in ONE atomic store commit, each relation's storage, each dataflow's state
+//!    tables (under table numbers unique to this checkpoint) and the manifest — the catalog
+//!    as the DDL that built it, each relation's event-time maximum, each dataflow's epoch,
+//!    watermark and late counts, Kafka offsets and generator counts;
+//! 3. truncates the log, then drops the previous checkpoint's tables.
+//!
+//! Restart: if the store has a manifest, replay its DDL (views backfill from empty inputs,
+//! which is cheap), load each relation's and dataflow's state, then replay the log entries
+//! after the manifest's marker (all of them if the marker is gone: the log was truncated).
+//! A crash anywhere leaves either the old manifest with the whole log, or the new manifest
+//! with a log whose entries before its marker are skipped: nothing is applied twice.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{Database, Inner};
+use crate::error::{EddyError, Result};
+use crate::state::encoding::{Reader, Writer};
+use crate::state::store::{StateStore, WriteBatch};
+use crate::state::LogEntry;
+
+const MANIFEST_TABLE: u64 = 0;
+const MANIFEST_KEY: &[u8] = b"manifest";
+const VERSION: u8 = 1;
+/// Table numbers: checkpoint id << 40 | relation index << 16 | slot (0: storage,
+/// 1 + node * 32 + table: a state table).
+const TABLES_PER_NODE: usize = 32;
+
+fn table_base(id: u64, relation: usize) -> u64 {
+    (id << 40) | ((relation as u64) << 16)
+}
+
+/// What the log holds besides data, as of its last entry: what a checkpoint must carry
+/// forward once the log is truncated.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LogSummary {
+    /// Every DDL statement logged, in order (drops included).
+    pub ddl: Vec<String>,
+    pub kafka_offsets: BTreeMap<String, BTreeMap<i32, i64>>,
+    pub generated: BTreeMap<String, u64>,
+    /// Entries logged since the last checkpoint (a checkpoint with nothing new is skipped).
+    pub entries_since_checkpoint: u64,
+}
+
+impl LogSummary {
+    pub fn note(&mut self, entries: &[LogEntry]) {
+        for e in entries {
+            match e {
+                LogEntry::Ddl(sql) => self.ddl.push(sql.clone()),
+                LogEntry::KafkaOffsets { relation, offsets } => {
+                    let o = self.kafka_offsets.entry(relation.clone()).or_default();
+                    o.extend(offsets.iter().copied());
+                }
+                LogEntry::Generated { source, events } => {
+                    self.generated.insert(source.clone(), *events);
+                }
+                LogEntry::Changes { .. } | LogEntry::Checkpoint { .. } => {}
+            }
+            self.entries_since_checkpoint += 1;
+        }
+    }
+
+    fn encode(&self, w: &mut Writer) {
+        w.u64(self.ddl.len() as u64);
+        for d in &self.ddl {
+            w.str(d);
+        }
+        w.u64(self.kafka_offsets.len() as u64);
+        for (name, offsets) in &self.kafka_offsets {
+            w.str(name).u64(offsets.len() as u64);
+            for (p, o) in offsets {
+                w.i64(*p as i64).i64(*o);
+            }
+        }
+        w.u64(self.generated.len() as u64);
+        for (name, n) in &self.generated {
+            w.str(name).u64(*n);
+        }
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        let mut s = LogSummary::default();
+        for _ in 0..r.u64()? {
+            s.ddl.push(r.string()?);
+        }
+        for _ in 0..r.u64()? {
+            let name = r.string()?;
+            let mut offsets = BTreeMap::new();
+            for _ in 0..r.u64()? {
+                let p = i32::try_from(r.i64()?)
+                    .map_err(|_| EddyError::Storage("checkpoint partition out of range".into()))?;
+                offsets.insert(p, r.i64()?);
+            }
+            s.kafka_offsets.insert(name, offsets);
+        }
+        for _ in 0..r.u64()? {
+            let name = r.string()?;
+            s.generated.insert(name, r.u64()?);
+        }
+        Ok(s)
+    }
+}
+
+/// The last checkpoint written or loaded, and how it went.
+#[derive(Debug, Clone, Default)]
+pub struct CheckpointInfo {
+    pub id: u64,
+    /// Tables of that checkpoint (dropped once the next one is committed).
+    pub tables: Vec<u64>,
+    pub at: Option<std::time::SystemTime>,
+    pub duration: Duration,
+    pub entries: u64,
+    pub bytes: u64,
+}
+
+impl Database {
+    /// Append to the log and note what the entries mean for the next checkpoint.
+    pub(super) fn log(&self, entries: &[LogEntry]) -> Result<()> {
+        self.store.append(entries)?;
+        self.summary
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .note(entries);
+        Ok(())
+    }
+
+    /// Write a checkpoint now (`CHECKPOINT`, or the periodic task). Returns None when
+    /// there is no state store, or nothing was logged since the last checkpoint.
+    pub async fn checkpoint(&self) -> Result<Option<CheckpointInfo>> {
+        let Some(state) = self.state.clone() else {
+            return Ok(None);
+        };
+        let _w = self.writer.lock().await;
+        let mut inner = self.lock();
+        let summary = self
+            .summary
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let previous = self
+            .checkpoint_info
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if summary.entries_since_checkpoint == 0 && previous.id > 0 {
+            return Ok(None);
+        }
+        let started = Instant::now();
+        let id = previous.id + 1;
+        if id >= 1 << 24 {
+            return Err(EddyError::Storage(
+                "checkpoint numbers are exhausted".into(),
+            ));
+        }
+        self.store.append(&[LogEntry::Checkpoint { id }])?;
+        let (batch, tables) = write_checkpoint(&mut inner, id, &summary)?;
+        let entries = batch.len() as u64;
+        state.commit(batch)?;
+        // Everything before the marker is now in the store.
+        self.store.truncate()?;
+        self.summary
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entries_since_checkpoint = 0;
+        drop(inner);
+        for t in &previous.tables {
+            if let Err(e) = state.drop_table(*t) {
+                tracing::warn!(error = %e, table = t, "could not drop an old checkpoint table");
+            }
+        }
+        let info = CheckpointInfo {
+            id,
+            tables,
+            at: Some(std::time::SystemTime::now()),
+            duration: started.elapsed(),
+            entries,
+            bytes: state.size_on_disk(),
+        };
+        *self
+            .checkpoint_info
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = info.clone();
+        tracing::info!(
+            id,
+            entries,
+            ms = info.duration.as_millis() as u64,
+            "checkpoint written"
+        );
+        Ok(Some(info))
+    }
+
+    /// Load the last checkpoint, if the store has one. Returns its id (the log marker to
+    /// replay after).
+    pub(super) fn restore(&self, state: &Arc<dyn StateStore>) -> Result<Option<u64>> {
+        let Some(bytes) = state.get(MANIFEST_TABLE, MANIFEST_KEY)? else {
+            return Ok(None);
+        };
+        let mut r = Reader::new(&bytes);
+        let version = r.u8()?;
+        if version != VERSION {
+            return Err(EddyError::Storage(format!(
+                "checkpoint format {version} is not this version's ({VERSION})"
+            )));
+        }
+        let id = r.u64()?;
+        let summary = LogSummary::decode(&mut r)?;
+        for sql in &summary.ddl {
+            let stmt = crate::sql::parse_statement(sql)?;
+            self.apply_ddl(&stmt, sql, false)?;
+        }
+        let mut tables = Vec::new();
+        {
+            let mut inner = self.lock();
+            for i in 0..r.u64()? {
+                let name = r.string()?;
+                let base = table_base(id, i as usize);
+                let rel = inner.get_mut(&name).ok_or_else(|| {
+                    EddyError::Storage(format!(
+                        "checkpoint holds relation {name}, which its DDL does not create"
+                    ))
+                })?;
+                rel.storage.import(state.scan(base)?)?;
+                tables.push(base);
+                let max_seen = r.opt_i64()?;
+                if let Some(et) = rel.event_time.as_mut() {
+                    et.max_seen = max_seen;
+                }
+                rel.rejected_rows = r.u64()?;
+                if r.bool()? {
+                    let epoch = r.u64()?;
+                    let watermark = r.opt_i64()?;
+                    let nodes = r.u64()? as usize;
+                    let mut late_rows = Vec::with_capacity(nodes);
+                    let mut node_tables = Vec::with_capacity(nodes);
+                    for n in 0..nodes {
+                        late_rows.push(r.u64()?);
+                        let count = r.u64()? as usize;
+                        let mut entries = Vec::with_capacity(count);
+                        for t in 0..count {
+                            let table = base | (1 + n * TABLES_PER_NODE + t) as u64;
+                            entries.push(state.scan(table)?);
+                            tables.push(table);
+                        }
+                        node_tables.push(entries);
+                    }
+                    let flow = rel.dataflow.as_mut().ok_or_else(|| {
+                        EddyError::Storage(format!(
+                            "checkpoint holds a dataflow for {name}, which has none"
+                        ))
+                    })?;
+                    flow.import_state(crate::dataflow::graph::FlowState {
+                        epoch,
+                        watermark,
+                        late_rows,
+                        tables: node_tables,
+                    })?;
+                }
+            }
+            for (source, events) in &summary.generated {
+                if let Some(s) = inner.sources.iter_mut().find(|s| &s.name == source) {
+                    s.events = *events;
+                }
+            }
+        }
+        for (name, offsets) in &summary.kafka_offsets {
+            let offsets: Vec<(i32, i64)> = offsets.iter().map(|(p, o)| (*p, *o)).collect();
+            self.kafka.record_offsets(name, &offsets);
+        }
+        let mut summary = summary;
+        summary.entries_since_checkpoint = 0;
+        *self.summary.lock().unwrap_or_else(|p| p.into_inner()) = summary;
+        *self
+            .checkpoint_info
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = CheckpointInfo {
+            id,
+            tables,
+            ..Default::default()
+        };
+        tracing::info!(id, "loaded checkpoint");
+        Ok(Some(id))
+    }
+
+    /// Checkpoint every `interval` while the database lives.
+    pub(super) fn start_checkpoints(&self, interval: Duration) {
+        let Some(me) = self.self_ref.get().cloned() else {
+            return;
+        };
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        handle.spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                let Some(db) = me.upgrade() else { break };
+                if let Err(e) = db.checkpoint().await {
+                    tracing::warn!(error = %e, "checkpoint failed; the log keeps everything");
+                }
+            }
+        });
+    }
+
+    pub fn last_checkpoint(&self) -> CheckpointInfo {
+        self.checkpoint_info
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// The store writes of checkpoint `id`: every (non-transient) relation's storage and
+/// dataflow state, then the manifest. Returns the batch and the tables it fills.
+fn write_checkpoint(
+    inner: &mut Inner,
+    id: u64,
+    summary: &LogSummary,
+) -> Result<(WriteBatch, Vec<u64>)> {
+    let mut batch = WriteBatch::default();
+    let mut tables = Vec::new();
+    let mut m = Writer::new();
+    m.u8(VERSION).u64(id);
+    summary.encode(&mut m);
+    let relations: Vec<usize> = inner
+        .relations
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| !super::ddl::is_transient(&r.name))
+        .map(|(i, _)| i)
+        .collect();
+    m.u64(relations.len() as u64);
+    for (i, idx) in relations.into_iter().enumerate() {
+        let rel = &mut inner.relations[idx];
+        let base = table_base(id, i);
+        m.str(&rel.name);
+        for (k, v) in rel.storage.export()? {
+            batch.put(base, k, v);
+        }
+        tables.push(base);
+        m.opt_i64(rel.event_time.as_ref().and_then(|e| e.max_seen));
+        m.u64(rel.rejected_rows);
+        match rel.dataflow.as_mut() {
+            None => {
+                m.bool(false);
+            }
+            Some(flow) => {
+                let state = flow.export_state()?;
+                m.bool(true)
+                    .u64(state.epoch)
+                    .opt_i64(state.watermark)
+                    .u64(state.tables.len() as u64);
+                for (n, (node_tables, late)) in
+                    state.tables.into_iter().zip(state.late_rows).enumerate()
+                {
+                    if node_tables.len() > TABLES_PER_NODE
+                        || 1 + (n + 1) * TABLES_PER_NODE >= 1 << 16
+                    {
+                        return Err(EddyError::unsupported(format!(
+                            "checkpointing view {} ({} operators): too many for the table numbering",
+                            rel.name,
+                            n + 1
+                        )));
+                    }
+                    m.u64(late).u64(node_tables.len() as u64);
+                    for (t, entries) in node_tables.into_iter().enumerate() {
+                        let table = base | (1 + n * TABLES_PER_NODE + t) as u64;
+                        for (k, v) in entries {
+                            batch.put(table, k, v);
+                        }
+                        tables.push(table);
+                    }
+                }
+            }
+        }
+    }
+    batch.put(MANIFEST_TABLE, MANIFEST_KEY.to_vec(), m.into_bytes());
+    Ok((batch, tables))
+}
