@@ -214,6 +214,14 @@ async fn checkpoint_and_kill_equal_a_crash_free_run() {
         "the log had the history ({log_before} bytes)"
     );
     assert_eq!(log_after, 0, "the checkpoint truncated the log");
+    // The stream's history moved to the state store: still counted, no longer in memory.
+    let held = query_rows(
+        &b,
+        "SELECT rows, state_bytes FROM eddy_relations WHERE name = 'clicks'",
+    )
+    .await
+    .expect("eddy_relations");
+    assert_eq!(held, vec![vec!["40".to_string(), "0".to_string()]]);
     write_phase(&a, 1).await;
     write_phase(&b, 1).await;
     assert_eq!(

@@ -4,11 +4,14 @@
 //!
 //! A checkpoint, under the writer and the database lock (no epoch is under way):
 //! 1. appends a `Checkpoint { id }` marker to the log (fsynced);
-//! 2. writes, in ONE atomic store commit, each relation's storage, each dataflow's state
-//!    tables (under table numbers unique to this checkpoint) and the manifest — the catalog
-//!    as the DDL that built it, each relation's event-time maximum, each dataflow's epoch,
-//!    watermark and late counts, Kafka offsets and generator counts;
-//! 3. truncates the log, then drops the previous checkpoint's tables.
+//! 2. writes, in ONE atomic store commit, each view's and table's arrangement and each
+//!    dataflow's state tables (under table numbers unique to this checkpoint), each stream's
+//!    rows that arrived since the last checkpoint (as new chunks of the stream's own table:
+//!    streams are written incrementally), and the manifest — the catalog as the DDL that
+//!    built it, each stream's chunk list, each relation's event-time maximum, each
+//!    dataflow's epoch, watermark and late counts, Kafka offsets and generator counts;
+//! 3. truncates the log, moves the streams' written rows out of memory, then drops the
+//!    previous checkpoint's tables (and those of streams dropped since).
 //!
 //! Restart: if the store has a manifest, replay its DDL (views backfill from empty inputs,
 //! which is cheap), load each relation's and dataflow's state, then replay the log entries
@@ -28,7 +31,9 @@ use crate::state::LogEntry;
 
 const MANIFEST_TABLE: u64 = 0;
 const MANIFEST_KEY: &[u8] = b"manifest";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+/// A stream's chunks live in a table of their own across checkpoints.
+const STREAM_TABLES: u64 = 1 << 63;
 /// Table numbers: checkpoint id << 40 | relation index << 16 | slot (0: storage,
 /// 1 + node * 32 + table: a state table).
 const TABLES_PER_NODE: usize = 32;
@@ -114,6 +119,8 @@ pub struct CheckpointInfo {
     pub id: u64,
     /// Tables of that checkpoint (dropped once the next one is committed).
     pub tables: Vec<u64>,
+    /// Streams' chunk tables it lists (one dropped when its stream is gone).
+    pub stream_tables: Vec<u64>,
     pub at: Option<std::time::SystemTime>,
     pub duration: Duration,
     pub entries: u64,
@@ -160,24 +167,35 @@ impl Database {
             ));
         }
         self.store.append(&[LogEntry::Checkpoint { id }])?;
-        let (batch, tables) = write_checkpoint(&mut inner, id, &summary)?;
-        let entries = batch.len() as u64;
-        state.commit(batch)?;
+        let written = write_checkpoint(&mut inner, id, &summary)?;
+        let entries = written.batch.len() as u64;
+        state.commit(written.batch)?;
         // Everything before the marker is now in the store.
         self.store.truncate()?;
+        for (idx, done) in &written.streams {
+            if let crate::view::Storage::Log(l) = &mut inner.relations[*idx].storage {
+                l.checkpointed(state.clone(), done);
+            }
+        }
+        let stream_tables: Vec<u64> = written.streams.iter().map(|(_, d)| d.table).collect();
         self.summary
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .entries_since_checkpoint = 0;
         drop(inner);
-        for t in &previous.tables {
+        let gone = previous
+            .stream_tables
+            .iter()
+            .filter(|t| !stream_tables.contains(t));
+        for t in previous.tables.iter().chain(gone) {
             if let Err(e) = state.drop_table(*t) {
                 tracing::warn!(error = %e, table = t, "could not drop an old checkpoint table");
             }
         }
         let info = CheckpointInfo {
             id,
-            tables,
+            tables: written.tables,
+            stream_tables,
             at: Some(std::time::SystemTime::now()),
             duration: started.elapsed(),
             entries,
@@ -216,6 +234,7 @@ impl Database {
             self.apply_ddl(&stmt, sql, false)?;
         }
         let mut tables = Vec::new();
+        let mut stream_tables = Vec::new();
         {
             let mut inner = self.lock();
             for i in 0..r.u64()? {
@@ -226,8 +245,19 @@ impl Database {
                         "checkpoint holds relation {name}, which its DDL does not create"
                     ))
                 })?;
-                rel.storage.import(state.scan(base)?)?;
-                tables.push(base);
+                if r.bool()? {
+                    let done = crate::view::stream_log::StreamCheckpoint::decode(&mut r)?;
+                    let crate::view::Storage::Log(l) = &mut rel.storage else {
+                        return Err(EddyError::Storage(format!(
+                            "checkpoint holds stream chunks for {name}, which is not a stream"
+                        )));
+                    };
+                    l.checkpointed(state.clone(), &done);
+                    stream_tables.push(done.table);
+                } else {
+                    rel.storage.import(state.scan(base)?)?;
+                    tables.push(base);
+                }
                 let max_seen = r.opt_i64()?;
                 if let Some(et) = rel.event_time.as_mut() {
                     et.max_seen = max_seen;
@@ -282,6 +312,7 @@ impl Database {
             .unwrap_or_else(|p| p.into_inner()) = CheckpointInfo {
             id,
             tables,
+            stream_tables,
             ..Default::default()
         };
         tracing::info!(id, "loaded checkpoint");
@@ -315,14 +346,19 @@ impl Database {
     }
 }
 
+/// What a checkpoint writes: the store batch, the tables of this checkpoint, and per
+/// stream (by relation index) what its log becomes once the batch is committed.
+struct Written {
+    batch: WriteBatch,
+    tables: Vec<u64>,
+    streams: Vec<(usize, crate::view::stream_log::StreamCheckpoint)>,
+}
+
 /// The store writes of checkpoint `id`: every (non-transient) relation's storage and
-/// dataflow state, then the manifest. Returns the batch and the tables it fills.
-fn write_checkpoint(
-    inner: &mut Inner,
-    id: u64,
-    summary: &LogSummary,
-) -> Result<(WriteBatch, Vec<u64>)> {
+/// dataflow state, then the manifest. Nothing in memory changes yet.
+fn write_checkpoint(inner: &mut Inner, id: u64, summary: &LogSummary) -> Result<Written> {
     let mut batch = WriteBatch::default();
+    let mut streams = Vec::new();
     let mut tables = Vec::new();
     let mut m = Writer::new();
     m.u8(VERSION).u64(id);
@@ -339,10 +375,22 @@ fn write_checkpoint(
         let rel = &mut inner.relations[idx];
         let base = table_base(id, i);
         m.str(&rel.name);
-        for (k, v) in rel.storage.export()? {
-            batch.put(base, k, v);
+        let time_column = rel.event_time.as_ref().map(|e| e.column);
+        match &mut rel.storage {
+            crate::view::Storage::Log(l) => {
+                let done = l.checkpoint(STREAM_TABLES | rel.id, time_column, &mut batch)?;
+                m.bool(true);
+                done.encode(&mut m);
+                streams.push((idx, done));
+            }
+            storage => {
+                m.bool(false);
+                for (k, v) in storage.export()? {
+                    batch.put(base, k, v);
+                }
+                tables.push(base);
+            }
         }
-        tables.push(base);
         m.opt_i64(rel.event_time.as_ref().and_then(|e| e.max_seen));
         m.u64(rel.rejected_rows);
         match rel.dataflow.as_mut() {
@@ -380,5 +428,9 @@ fn write_checkpoint(
         }
     }
     batch.put(MANIFEST_TABLE, MANIFEST_KEY.to_vec(), m.into_bytes());
-    Ok((batch, tables))
+    Ok(Written {
+        batch,
+        tables,
+        streams,
+    })
 }

@@ -11,13 +11,13 @@
 use datafusion::common::HashMap;
 
 use datafusion::arrow::array::{Array, RecordBatch, UInt32Array};
-use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::row::RowConverter;
 
 use crate::core::batch::{row_converter, take_columns, ChangeBatch};
 use crate::error::{EddyError, Result};
 use crate::state::table::Entries;
+use crate::view::stream_log::StreamLog;
 
 pub struct Arrangement {
     schema: SchemaRef,
@@ -317,53 +317,21 @@ impl KeyedArrangement {
 
 /// How a relation keeps its contents.
 pub enum Storage {
-    /// Append-only: batches as they arrived.
-    Log {
-        schema: SchemaRef,
-        batches: Vec<RecordBatch>,
-        rows: usize,
-    },
+    /// Append-only: batches as they arrived, recent ones in memory, older ones in the
+    /// state store after a checkpoint.
+    Log(StreamLog),
     Multiset(Arrangement),
     Keyed(KeyedArrangement),
 }
 
 impl Storage {
     pub fn log(schema: SchemaRef) -> Self {
-        Storage::Log {
-            schema,
-            batches: Vec::new(),
-            rows: 0,
-        }
+        Storage::Log(StreamLog::new(schema))
     }
 
     pub fn apply(&mut self, delta: &ChangeBatch) -> Result<()> {
         match self {
-            Storage::Log { batches, rows, .. } => {
-                if !delta.is_insert_only() {
-                    return Err(EddyError::internal(
-                        "retraction reached an append-only stream",
-                    ));
-                }
-                if delta.is_empty() {
-                    return Ok(());
-                }
-                // Weights > 1 mean copies of the row.
-                if delta.weights.values().iter().all(|w| *w == 1) {
-                    batches.push(delta.data.clone());
-                } else {
-                    let idx: Vec<u32> = delta
-                        .weights
-                        .values()
-                        .iter()
-                        .enumerate()
-                        .flat_map(|(i, w)| std::iter::repeat_n(i as u32, *w as usize))
-                        .collect();
-                    let cols = take_columns(delta.data.columns(), &UInt32Array::from(idx))?;
-                    batches.push(RecordBatch::try_new(delta.data.schema(), cols)?);
-                }
-                *rows += batches.last().map(|b| b.num_rows()).unwrap_or(0);
-                Ok(())
-            }
+            Storage::Log(l) => l.apply(delta),
             Storage::Multiset(a) => a.apply(delta),
             Storage::Keyed(k) => k.apply(delta),
         }
@@ -373,22 +341,7 @@ impl Storage {
     /// the apply appended; arrangements apply the negated delta.
     pub fn revert(&mut self, delta: &ChangeBatch) -> Result<()> {
         match self {
-            Storage::Log { batches, rows, .. } => {
-                if delta.is_empty() {
-                    return Ok(());
-                }
-                let added: i64 = delta.weights.values().iter().sum();
-                match batches.last() {
-                    Some(b) if b.num_rows() as i64 == added => {
-                        batches.pop();
-                        *rows -= added as usize;
-                        Ok(())
-                    }
-                    _ => Err(EddyError::internal(
-                        "cannot revert: the stream's last batch is not the failed one",
-                    )),
-                }
-            }
+            Storage::Log(l) => l.revert(delta),
             Storage::Multiset(_) | Storage::Keyed(_) => {
                 let negated = ChangeBatch::new(
                     delta.data.clone(),
@@ -400,53 +353,18 @@ impl Storage {
     }
 
     /// Drop rows of an append-only log whose event time (column `time_column`) is before
-    /// `cutoff` µs, oldest batches first. Rows of later batches are kept even if old: the
-    /// log is in arrival order.
+    /// `cutoff` µs, oldest first.
     pub fn trim_before(&mut self, time_column: usize, cutoff: i64) -> Result<()> {
-        let Storage::Log { batches, rows, .. } = self else {
-            return Ok(());
-        };
-        while let Some(first) = batches.first() {
-            let times = crate::core::time::event_times(first.column(time_column))?;
-            let newest = times.iter().flatten().max().copied();
-            if newest.map(|t| t < cutoff).unwrap_or(true) {
-                *rows -= first.num_rows();
-                batches.remove(0);
-            } else {
-                break;
-            }
+        match self {
+            Storage::Log(l) => l.trim_before(time_column, cutoff),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// The current contents, as batches.
     pub fn snapshot(&mut self) -> Result<Vec<RecordBatch>> {
         match self {
-            Storage::Log {
-                batches, schema, ..
-            } => {
-                // Compact many small INSERT batches into chunks of up to 8192 rows, so scans
-                // stay cheap and retention can still drop old chunks whole.
-                if batches.len() > 64 {
-                    let mut compacted = Vec::new();
-                    let mut chunk: Vec<RecordBatch> = Vec::new();
-                    let mut chunk_rows = 0;
-                    for b in batches.drain(..) {
-                        if chunk_rows + b.num_rows() > 8192 && !chunk.is_empty() {
-                            compacted.push(concat_batches(schema, chunk.iter())?);
-                            chunk.clear();
-                            chunk_rows = 0;
-                        }
-                        chunk_rows += b.num_rows();
-                        chunk.push(b);
-                    }
-                    if !chunk.is_empty() {
-                        compacted.push(concat_batches(schema, chunk.iter())?);
-                    }
-                    *batches = compacted;
-                }
-                Ok(batches.clone())
-            }
+            Storage::Log(l) => l.snapshot(),
             Storage::Multiset(a) => Ok(vec![a.snapshot()?]),
             Storage::Keyed(k) => Ok(vec![k.snapshot()?]),
         }
@@ -454,62 +372,30 @@ impl Storage {
 
     pub fn row_count(&self) -> usize {
         match self {
-            Storage::Log { rows, .. } => *rows,
+            Storage::Log(l) => l.row_count(),
             Storage::Multiset(a) => a.len(),
             Storage::Keyed(k) => k.len(),
         }
     }
 
-    /// The contents as checkpoint entries: a stream's batches as Arrow IPC keyed by their
-    /// position, an arrangement's rows with their multiplicities, a table's rows by key.
-    pub fn export(&mut self) -> Result<Entries> {
+    /// An arrangement's contents as checkpoint entries: rows with their multiplicities, or
+    /// a table's rows by key. (A stream checkpoints its own way: [`StreamLog::checkpoint`].)
+    pub fn export(&self) -> Result<Entries> {
         match self {
-            Storage::Log { .. } => {
-                let batches = self.snapshot()?;
-                batches
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, b)| {
-                        let entry = crate::state::LogEntry::Changes {
-                            relation: String::new(),
-                            batch: ChangeBatch::inserts(b),
-                        };
-                        Ok(((i as u64).to_be_bytes().to_vec(), entry.encode()?))
-                    })
-                    .collect()
-            }
+            Storage::Log(_) => Err(EddyError::internal(
+                "a stream's rows are checkpointed as chunks, not entries",
+            )),
             Storage::Multiset(a) => Ok(a.export()),
             Storage::Keyed(k) => Ok(k.export()),
         }
     }
 
-    /// Replace the contents with a checkpoint's entries (in key order).
-    pub fn import(&mut self, mut entries: Entries) -> Result<()> {
+    /// Replace an arrangement's contents with a checkpoint's entries.
+    pub fn import(&mut self, entries: Entries) -> Result<()> {
         match self {
-            Storage::Log {
-                batches,
-                rows,
-                schema,
-            } => {
-                entries.sort_by(|a, b| a.0.cmp(&b.0));
-                batches.clear();
-                *rows = 0;
-                for (_, bytes) in entries {
-                    let crate::state::LogEntry::Changes { batch, .. } =
-                        crate::state::LogEntry::decode(&bytes)?
-                    else {
-                        return Err(EddyError::Storage(
-                            "checkpoint stream chunk is not a batch".into(),
-                        ));
-                    };
-                    *rows += batch.len();
-                    batches.push(RecordBatch::try_new(
-                        schema.clone(),
-                        batch.data.columns().to_vec(),
-                    )?);
-                }
-                Ok(())
-            }
+            Storage::Log(_) => Err(EddyError::internal(
+                "a stream's rows are restored as chunks, not entries",
+            )),
             Storage::Multiset(a) => a.import(entries),
             Storage::Keyed(k) => {
                 k.import(entries);
@@ -518,9 +404,10 @@ impl Storage {
         }
     }
 
+    /// Bytes held in memory.
     pub fn approx_bytes(&self) -> usize {
         match self {
-            Storage::Log { batches, .. } => batches.iter().map(|b| b.get_array_memory_size()).sum(),
+            Storage::Log(l) => l.memory_bytes(),
             Storage::Multiset(a) => a.approx_bytes(),
             Storage::Keyed(k) => k.approx_bytes(),
         }

@@ -1,0 +1,394 @@
+//! The rows of an append-only stream: a tail of recent batches in memory and, once a
+//! checkpoint has written them, chunks in the state store (Arrow IPC, one key per chunk of
+//! up to [`CHUNK_ROWS`] rows). History does not stay in memory: only what arrived since the
+//! last checkpoint and one small entry per stored chunk do.
+//!
+//! Invariant: the stream's contents are the stored chunks (oldest first) followed by the
+//! tail, in arrival order. Retention drops whole chunks whose newest event time is before
+//! the cutoff; their keys are deleted by the next checkpoint, atomically with the manifest
+//! that no longer lists them.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{RecordBatch, UInt32Array};
+use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::datatypes::SchemaRef;
+
+use crate::core::batch::{take_columns, ChangeBatch};
+use crate::error::{EddyError, Result};
+use crate::state::encoding::{Reader, Writer};
+use crate::state::store::{StateStore, WriteBatch};
+use crate::state::LogEntry;
+
+/// Rows per stored chunk (and per compacted tail batch is at most this).
+pub const CHUNK_ROWS: usize = 65_536;
+/// Rows per batch when the in-memory tail is compacted for scans.
+const TAIL_BATCH_ROWS: usize = 8_192;
+
+/// A chunk of the stream in the state store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chunk {
+    pub seq: u64,
+    pub rows: usize,
+    /// Newest event time in the chunk (µs), if the stream has an event-time column.
+    pub max_time: Option<i64>,
+}
+
+pub struct StreamLog {
+    schema: SchemaRef,
+    tail: Vec<RecordBatch>,
+    tail_rows: usize,
+    chunks: VecDeque<Chunk>,
+    chunk_rows: usize,
+    /// Chunks dropped by retention, to delete at the next checkpoint.
+    trimmed: Vec<u64>,
+    next_seq: u64,
+    /// Where the chunks are: the store and this stream's table in it.
+    store: Option<(Arc<dyn StateStore>, u64)>,
+}
+
+impl StreamLog {
+    pub fn new(schema: SchemaRef) -> Self {
+        StreamLog {
+            schema,
+            tail: Vec::new(),
+            tail_rows: 0,
+            chunks: VecDeque::new(),
+            chunk_rows: 0,
+            trimmed: Vec::new(),
+            next_seq: 0,
+            store: None,
+        }
+    }
+
+    pub fn apply(&mut self, delta: &ChangeBatch) -> Result<()> {
+        if !delta.is_insert_only() {
+            return Err(EddyError::internal(
+                "retraction reached an append-only stream",
+            ));
+        }
+        if delta.is_empty() {
+            return Ok(());
+        }
+        // Weights > 1 mean copies of the row.
+        let batch = if delta.weights.values().iter().all(|w| *w == 1) {
+            delta.data.clone()
+        } else {
+            let idx: Vec<u32> = delta
+                .weights
+                .values()
+                .iter()
+                .enumerate()
+                .flat_map(|(i, w)| std::iter::repeat_n(i as u32, *w as usize))
+                .collect();
+            let cols = take_columns(delta.data.columns(), &UInt32Array::from(idx))?;
+            RecordBatch::try_new(delta.data.schema(), cols)?
+        };
+        self.tail_rows += batch.num_rows();
+        self.tail.push(batch);
+        Ok(())
+    }
+
+    /// Undo the last `apply(delta)` (a failed epoch): drop the batch it appended. Epochs
+    /// never span a checkpoint, so that batch is in the tail.
+    pub fn revert(&mut self, delta: &ChangeBatch) -> Result<()> {
+        if delta.is_empty() {
+            return Ok(());
+        }
+        let added: i64 = delta.weights.values().iter().sum();
+        match self.tail.last() {
+            Some(b) if b.num_rows() as i64 == added => {
+                self.tail.pop();
+                self.tail_rows -= added as usize;
+                Ok(())
+            }
+            _ => Err(EddyError::internal(
+                "cannot revert: the stream's last batch is not the failed one",
+            )),
+        }
+    }
+
+    /// Drop rows whose event time (column `time_column`) is before `cutoff` µs, oldest
+    /// chunks and batches first. Rows of later batches are kept even if old: the log is in
+    /// arrival order.
+    pub fn trim_before(&mut self, time_column: usize, cutoff: i64) -> Result<()> {
+        while let Some(first) = self.chunks.front() {
+            if first.max_time.map(|t| t < cutoff).unwrap_or(false) {
+                self.chunk_rows -= first.rows;
+                self.trimmed.push(first.seq);
+                self.chunks.pop_front();
+            } else {
+                return Ok(());
+            }
+        }
+        while let Some(first) = self.tail.first() {
+            let times = crate::core::time::event_times(first.column(time_column))?;
+            let newest = times.iter().flatten().max().copied();
+            if newest.map(|t| t < cutoff).unwrap_or(true) {
+                self.tail_rows -= first.num_rows();
+                self.tail.remove(0);
+            } else {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The whole stream, stored chunks first (read from the store), then the tail.
+    pub fn snapshot(&mut self) -> Result<Vec<RecordBatch>> {
+        let mut out = Vec::new();
+        if let Some((store, table)) = &self.store {
+            for c in &self.chunks {
+                let bytes = store.get(*table, &c.seq.to_be_bytes())?.ok_or_else(|| {
+                    EddyError::Storage(format!(
+                        "stream chunk {} is missing from the state store",
+                        c.seq
+                    ))
+                })?;
+                out.push(self.decode_chunk(&bytes)?);
+            }
+        }
+        self.compact_tail()?;
+        out.extend(self.tail.iter().cloned());
+        Ok(out)
+    }
+
+    /// Many small INSERT batches become chunks of up to 8192 rows, so scans stay cheap and
+    /// retention can still drop old ones whole.
+    fn compact_tail(&mut self) -> Result<()> {
+        if self.tail.len() <= 64 {
+            return Ok(());
+        }
+        self.tail = regroup(
+            &self.schema,
+            std::mem::take(&mut self.tail),
+            TAIL_BATCH_ROWS,
+        )?;
+        Ok(())
+    }
+
+    fn decode_chunk(&self, bytes: &[u8]) -> Result<RecordBatch> {
+        let LogEntry::Changes { batch, .. } = LogEntry::decode(bytes)? else {
+            return Err(EddyError::Storage(
+                "a stream chunk in the state store is not a batch".into(),
+            ));
+        };
+        Ok(RecordBatch::try_new(
+            self.schema.clone(),
+            batch.data.columns().to_vec(),
+        )?)
+    }
+
+    pub fn row_count(&self) -> usize {
+        self.chunk_rows + self.tail_rows
+    }
+
+    /// Bytes held in memory (stored chunks are on disk, not counted).
+    pub fn memory_bytes(&self) -> usize {
+        self.tail.iter().map(|b| b.get_array_memory_size()).sum()
+    }
+
+    /// Stage a checkpoint into `batch`: the tail as new chunks of table `table`, and the
+    /// deletion of trimmed chunks. Returns what the manifest records for this stream; the
+    /// stream itself changes only in [`Self::checkpointed`], after the commit.
+    pub fn checkpoint(
+        &mut self,
+        table: u64,
+        time_column: Option<usize>,
+        batch: &mut WriteBatch,
+    ) -> Result<StreamCheckpoint> {
+        let mut chunks: Vec<Chunk> = self.chunks.iter().cloned().collect();
+        let mut seq = self.next_seq;
+        for b in regroup(&self.schema, self.tail.clone(), CHUNK_ROWS)? {
+            let max_time = match time_column {
+                Some(c) => crate::core::time::event_times(b.column(c))?
+                    .into_iter()
+                    .flatten()
+                    .max(),
+                None => None,
+            };
+            let entry = LogEntry::Changes {
+                relation: String::new(),
+                batch: ChangeBatch::inserts(b.clone()),
+            };
+            batch.put(table, seq.to_be_bytes().to_vec(), entry.encode()?);
+            chunks.push(Chunk {
+                seq,
+                rows: b.num_rows(),
+                max_time,
+            });
+            seq += 1;
+        }
+        for t in &self.trimmed {
+            batch.delete(table, t.to_be_bytes().to_vec());
+        }
+        Ok(StreamCheckpoint {
+            table,
+            chunks,
+            next_seq: seq,
+        })
+    }
+
+    /// The checkpoint staged by [`Self::checkpoint`] is committed: the tail now lives in
+    /// the store.
+    pub fn checkpointed(&mut self, store: Arc<dyn StateStore>, done: &StreamCheckpoint) {
+        self.chunks = done.chunks.iter().cloned().collect();
+        self.chunk_rows = self.chunks.iter().map(|c| c.rows).sum();
+        self.tail.clear();
+        self.tail_rows = 0;
+        self.trimmed.clear();
+        self.next_seq = done.next_seq;
+        self.store = Some((store, done.table));
+    }
+}
+
+/// What a checkpoint records of a stream: its table and chunks.
+#[derive(Debug, Clone)]
+pub struct StreamCheckpoint {
+    pub table: u64,
+    pub chunks: Vec<Chunk>,
+    pub next_seq: u64,
+}
+
+impl StreamCheckpoint {
+    pub fn encode(&self, w: &mut Writer) {
+        w.u64(self.table)
+            .u64(self.next_seq)
+            .u64(self.chunks.len() as u64);
+        for c in &self.chunks {
+            w.u64(c.seq).u64(c.rows as u64).opt_i64(c.max_time);
+        }
+    }
+
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        let table = r.u64()?;
+        let next_seq = r.u64()?;
+        let n = r.u64()?;
+        let mut chunks = Vec::new();
+        for _ in 0..n {
+            chunks.push(Chunk {
+                seq: r.u64()?,
+                rows: r.u64()? as usize,
+                max_time: r.opt_i64()?,
+            });
+        }
+        Ok(StreamCheckpoint {
+            table,
+            chunks,
+            next_seq,
+        })
+    }
+}
+
+/// Concatenate `batches` (in order) into batches of at most `rows` rows.
+fn regroup(schema: &SchemaRef, batches: Vec<RecordBatch>, rows: usize) -> Result<Vec<RecordBatch>> {
+    let mut out = Vec::new();
+    let mut chunk: Vec<RecordBatch> = Vec::new();
+    let mut chunk_rows = 0;
+    for b in batches {
+        if chunk_rows + b.num_rows() > rows && !chunk.is_empty() {
+            out.push(concat_batches(schema, chunk.iter())?);
+            chunk.clear();
+            chunk_rows = 0;
+        }
+        chunk_rows += b.num_rows();
+        chunk.push(b);
+    }
+    if !chunk.is_empty() {
+        out.push(concat_batches(schema, chunk.iter())?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::batch::tests_support::{build, render_rows};
+    use crate::state::store::MemoryStateStore;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::scalar::ScalarValue;
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("v", DataType::Int64, true),
+            Field::new(
+                "ts",
+                DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Microsecond, None),
+                true,
+            ),
+        ]))
+    }
+
+    fn rows(from: i64, to: i64) -> ChangeBatch {
+        build(
+            schema(),
+            (from..to)
+                .map(|i| {
+                    (
+                        1,
+                        vec![
+                            ScalarValue::Int64(Some(i)),
+                            ScalarValue::TimestampMicrosecond(Some(i * 1_000_000), None),
+                        ],
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    fn contents(log: &mut StreamLog) -> Vec<String> {
+        let mut rows: Vec<String> = log
+            .snapshot()
+            .unwrap()
+            .iter()
+            .flat_map(render_rows)
+            .collect();
+        rows.sort();
+        rows
+    }
+
+    /// After a checkpoint the rows come from the store, the tail is empty, and a restored
+    /// log (same chunks, same store) reads the same; retention then drops stored chunks
+    /// and the next checkpoint deletes their keys.
+    #[test]
+    fn checkpointed_rows_move_to_the_store_and_retention_deletes_them() {
+        let store: Arc<dyn StateStore> = Arc::new(MemoryStateStore::default());
+        let mut log = StreamLog::new(schema());
+        log.apply(&rows(0, 10)).unwrap();
+        log.apply(&rows(10, 20)).unwrap();
+        let before = contents(&mut log);
+        let mut batch = WriteBatch::default();
+        let done = log.checkpoint(7, Some(1), &mut batch).unwrap();
+        store.commit(batch).unwrap();
+        log.checkpointed(store.clone(), &done);
+        assert_eq!(log.memory_bytes(), 0, "nothing left in memory");
+        assert_eq!(log.row_count(), 20);
+        assert_eq!(contents(&mut log), before);
+        assert_eq!(done.chunks.len(), 1);
+        assert_eq!(done.chunks[0].max_time, Some(19_000_000));
+
+        let mut restored = StreamLog::new(schema());
+        restored.checkpointed(store.clone(), &done);
+        restored.apply(&rows(20, 25)).unwrap();
+        assert_eq!(restored.row_count(), 25);
+        let mut expected = before.clone();
+        expected.extend(render_rows(&rows(20, 25).data));
+        expected.sort();
+        assert_eq!(contents(&mut restored), expected);
+
+        // The stored chunk's newest row is at 19 s: a cutoff after it drops the chunk.
+        restored.trim_before(1, 20_000_000).unwrap();
+        assert_eq!(restored.row_count(), 5);
+        let mut batch = WriteBatch::default();
+        let done = restored.checkpoint(7, Some(1), &mut batch).unwrap();
+        store.commit(batch).unwrap();
+        restored.checkpointed(store.clone(), &done);
+        assert_eq!(
+            store.scan(7).unwrap().len(),
+            1,
+            "the trimmed chunk's key is gone"
+        );
+        assert_eq!(contents(&mut restored).len(), 5);
+    }
+}
