@@ -123,7 +123,7 @@ impl Database {
             return Err(EddyError::unsupported("INSERT ... ON CONFLICT / RETURNING"));
         }
         let name = object_name(table);
-        let (schema, kind, not_null) = self.writable(&name, "INSERT INTO")?;
+        let (schema, _, not_null) = self.writable(&name, "INSERT INTO")?;
         let source = ins
             .source
             .as_ref()
@@ -197,13 +197,7 @@ impl Database {
             let n = self.kafka_produce(&name, &rows).await?;
             return Ok(Output::command(format!("INSERT 0 {n}")));
         }
-        let mut inner = self.lock();
-        let rows = admit(&mut inner, &name, rows)?;
-        let delta = match (&inner.require(&name)?.storage, kind) {
-            (Storage::Keyed(k), _) => k.upsert_delta(&rows)?,
-            _ => ChangeBatch::inserts(rows),
-        };
-        self.apply_epoch(&mut inner, &name, delta, true)?;
+        self.commit_insert(name, rows).await?;
         Ok(Output::command(format!("INSERT 0 {n}")))
     }
 

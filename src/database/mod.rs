@@ -16,6 +16,7 @@
 mod checkpoint;
 mod ddl;
 mod dml;
+mod group_commit;
 mod kafka;
 pub mod params;
 mod pg_functions;
@@ -179,6 +180,8 @@ pub struct Database {
     /// What the log holds besides data, for the next checkpoint.
     summary: Mutex<checkpoint::LogSummary>,
     checkpoint_info: Mutex<checkpoint::CheckpointInfo>,
+    /// INSERTs waiting to be committed together.
+    inserts: group_commit::InsertQueue,
 }
 
 pub use checkpoint::CheckpointInfo;
@@ -252,6 +255,7 @@ impl Database {
             state: config.state.clone(),
             summary: Mutex::new(Default::default()),
             checkpoint_info: Mutex::new(Default::default()),
+            inserts: Default::default(),
         };
         db.kafka.set_default_brokers(config.kafka_brokers);
         db.replay()?;
@@ -386,7 +390,8 @@ impl Database {
                 Ok(Output::command(tag))
             }
             EddyStatement::Insert(s) => {
-                let _w = self.writer.lock().await;
+                // Group commit: the writer lock is taken in `commit_insert`, after the
+                // rows are evaluated, so concurrent INSERTs share an epoch and an fsync.
                 let r = self.insert(&s).await?;
                 self.note_write(session);
                 Ok(r)
