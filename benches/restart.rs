@@ -7,76 +7,15 @@
 //! Run: `cargo bench --bench restart` (EDDY_BENCH_HISTORY=300000,3000000 to choose sizes).
 //! The ratio that matters is between sizes within one run, and between the two restarts.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::server::Server;
 
 const ROWS_PER_INSERT: usize = 5_000;
 const VIEWS: &[&str] = &["per_minute", "total"];
-
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start(dir: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--checkpoint-interval",
-                "0",
-                "--data-dir",
-            ])
-            .arg(dir)
-            .env("EDDY_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn eddy");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read the listening line");
-        let port = line
-            .split("127.0.0.1:")
-            .nth(1)
-            .and_then(|r| r.split_whitespace().next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no port in {line:?}"));
-        Server { child, port }
-    }
-
-    async fn connect(&self) -> tokio_postgres::Client {
-        let (client, conn) = tokio_postgres::connect(
-            &format!("host=127.0.0.1 port={} user=eddy", self.port),
-            tokio_postgres::NoTls,
-        )
-        .await
-        .expect("connect");
-        tokio::spawn(conn);
-        client
-    }
-
-    fn rss_mib(&self) -> f64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmRSS:"))
-                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-            })
-            .map(|kb| kb / 1024.0)
-            .unwrap_or(f64::NAN)
-    }
-
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 async fn views(c: &tokio_postgres::Client) -> Vec<Vec<String>> {
     let mut out = Vec::new();
@@ -106,7 +45,7 @@ async fn views(c: &tokio_postgres::Client) -> Vec<Vec<String>> {
 /// Spawn on `dir`, wait for the first answered SELECT; (seconds, views, RSS MiB).
 async fn timed_restart(dir: &Path) -> (f64, Vec<Vec<String>>, f64, Server) {
     let t = Instant::now();
-    let server = Server::start(dir);
+    let server = Server::start(dir, &["--checkpoint-interval", "0"]);
     let c = server.connect().await;
     let v = views(&c).await;
     let secs = t.elapsed().as_secs_f64();
@@ -116,7 +55,7 @@ async fn timed_restart(dir: &Path) -> (f64, Vec<Vec<String>>, f64, Server) {
 
 async fn run(history: usize) {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let server = Server::start(tmp.path());
+    let server = Server::start(tmp.path(), &["--checkpoint-interval", "0"]);
     let c = server.connect().await;
     c.batch_execute(
         "CREATE STREAM events (k INT, v BIGINT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '5' SECOND);

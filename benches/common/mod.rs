@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod server;
+
 /// A `/proc/self/status` memory field in MiB: `VmRSS` (now) or `VmHWM` (peak).
 pub fn status_mib(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")

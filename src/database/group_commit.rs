@@ -95,6 +95,7 @@ impl Database {
                 let _ = p.reply.send(Err(e));
                 continue;
             }
+            tracing::debug!(statements = items.len(), "insert group");
             let logged = if entries.is_empty() {
                 Ok(())
             } else {
