@@ -4,14 +4,17 @@
 //!
 //! A checkpoint, under the writer and the database lock (no epoch is under way):
 //! 1. appends a `Checkpoint { id }` marker to the log (fsynced);
-//! 2. writes, in ONE atomic store commit, each view's and table's arrangement and each
-//!    dataflow's state tables (under table numbers unique to this checkpoint), each stream's
-//!    rows that arrived since the last checkpoint (as new chunks of the stream's own table:
-//!    streams are written incrementally), and the manifest — the catalog as the DDL that
-//!    built it, each stream's chunk list, each relation's event-time maximum, each
-//!    dataflow's epoch, watermark and late counts, Kafka offsets and generator counts;
-//! 3. truncates the log, moves the streams' written rows out of memory, then drops the
-//!    previous checkpoint's tables (and those of streams dropped since).
+//! 2. writes, in ONE atomic store commit, what changed since the last checkpoint: the
+//!    entries of each view's and table's arrangement and of each dataflow's state tables
+//!    that committed epochs wrote (puts and deletes; everything the first time), each
+//!    stream's rows that arrived since (as new chunks), and the manifest — the catalog as
+//!    the DDL that built it, each stream's chunk list, each relation's event-time maximum,
+//!    each dataflow's epoch, watermark and late counts, Kafka offsets and generator counts;
+//! 3. truncates the log, marks everything written as checkpointed (streams' rows leave
+//!    memory), then drops the tables of relations dropped since the previous checkpoint.
+//!
+//! Each relation has stable store tables numbered from its id (ids are never reused), so
+//! a checkpoint costs what changed, not the size of the state.
 //!
 //! Restart: if the store has a manifest, replay its DDL (views backfill from empty inputs,
 //! which is cheap), load each relation's and dataflow's state, then replay the log entries
@@ -31,15 +34,15 @@ use crate::state::LogEntry;
 
 const MANIFEST_TABLE: u64 = 0;
 const MANIFEST_KEY: &[u8] = b"manifest";
-const VERSION: u8 = 2;
+const VERSION: u8 = 3;
 /// A stream's chunks live in a table of their own across checkpoints.
 const STREAM_TABLES: u64 = 1 << 63;
-/// Table numbers: checkpoint id << 40 | relation index << 16 | slot (0: storage,
-/// 1 + node * 32 + table: a state table).
+/// Table numbers: relation id << 16 | slot (0: the arrangement, 1 + node * 32 + table: a
+/// state table); a stream's chunks: STREAM_TABLES | relation id.
 const TABLES_PER_NODE: usize = 32;
 
-fn table_base(id: u64, relation: usize) -> u64 {
-    (id << 40) | ((relation as u64) << 16)
+fn table_base(relation_id: u64) -> u64 {
+    relation_id << 16
 }
 
 /// What the log holds besides data, as of its last entry: what a checkpoint must carry
@@ -117,10 +120,8 @@ impl LogSummary {
 #[derive(Debug, Clone, Default)]
 pub struct CheckpointInfo {
     pub id: u64,
-    /// Tables of that checkpoint (dropped once the next one is committed).
+    /// Tables that checkpoint lists (dropped once a later one no longer does).
     pub tables: Vec<u64>,
-    /// Streams' chunk tables it lists (one dropped when its stream is gone).
-    pub stream_tables: Vec<u64>,
     pub at: Option<std::time::SystemTime>,
     pub duration: Duration,
     pub entries: u64,
@@ -161,11 +162,6 @@ impl Database {
         }
         let started = Instant::now();
         let id = previous.id + 1;
-        if id >= 1 << 24 {
-            return Err(EddyError::Storage(
-                "checkpoint numbers are exhausted".into(),
-            ));
-        }
         self.store.append(&[LogEntry::Checkpoint { id }])?;
         let written = write_checkpoint(&mut inner, id, &summary)?;
         let entries = written.batch.len() as u64;
@@ -177,17 +173,23 @@ impl Database {
                 l.checkpointed(state.clone(), done);
             }
         }
-        let stream_tables: Vec<u64> = written.streams.iter().map(|(_, d)| d.table).collect();
+        for idx in &written.relations {
+            let rel = &mut inner.relations[*idx];
+            rel.storage.checkpointed();
+            if let Some(flow) = rel.dataflow.as_mut() {
+                flow.checkpointed();
+            }
+        }
         self.summary
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .entries_since_checkpoint = 0;
         drop(inner);
         let gone = previous
-            .stream_tables
+            .tables
             .iter()
-            .filter(|t| !stream_tables.contains(t));
-        for t in previous.tables.iter().chain(gone) {
+            .filter(|t| !written.tables.contains(t));
+        for t in gone {
             if let Err(e) = state.drop_table(*t) {
                 tracing::warn!(error = %e, table = t, "could not drop an old checkpoint table");
             }
@@ -195,7 +197,6 @@ impl Database {
         let info = CheckpointInfo {
             id,
             tables: written.tables,
-            stream_tables,
             at: Some(std::time::SystemTime::now()),
             duration: started.elapsed(),
             entries,
@@ -234,12 +235,11 @@ impl Database {
             self.apply_ddl(&stmt, sql, false)?;
         }
         let mut tables = Vec::new();
-        let mut stream_tables = Vec::new();
         {
             let mut inner = self.lock();
-            for i in 0..r.u64()? {
+            for _ in 0..r.u64()? {
                 let name = r.string()?;
-                let base = table_base(id, i as usize);
+                let base = r.u64()?;
                 let rel = inner.get_mut(&name).ok_or_else(|| {
                     EddyError::Storage(format!(
                         "checkpoint holds relation {name}, which its DDL does not create"
@@ -253,7 +253,7 @@ impl Database {
                         )));
                     };
                     l.checkpointed(state.clone(), &done);
-                    stream_tables.push(done.table);
+                    tables.push(done.table);
                 } else {
                     rel.storage.import(state.scan(base)?)?;
                     tables.push(base);
@@ -312,7 +312,6 @@ impl Database {
             .unwrap_or_else(|p| p.into_inner()) = CheckpointInfo {
             id,
             tables,
-            stream_tables,
             ..Default::default()
         };
         tracing::info!(id, "loaded checkpoint");
@@ -352,6 +351,8 @@ struct Written {
     batch: WriteBatch,
     tables: Vec<u64>,
     streams: Vec<(usize, crate::view::stream_log::StreamCheckpoint)>,
+    /// Relations (by index) whose arrangement and dataflow changes were written.
+    relations: Vec<usize>,
 }
 
 /// The store writes of checkpoint `id`: every (non-transient) relation's storage and
@@ -359,6 +360,7 @@ struct Written {
 fn write_checkpoint(inner: &mut Inner, id: u64, summary: &LogSummary) -> Result<Written> {
     let mut batch = WriteBatch::default();
     let mut streams = Vec::new();
+    let mut written = Vec::new();
     let mut tables = Vec::new();
     let mut m = Writer::new();
     m.u8(VERSION).u64(id);
@@ -371,10 +373,16 @@ fn write_checkpoint(inner: &mut Inner, id: u64, summary: &LogSummary) -> Result<
         .map(|(i, _)| i)
         .collect();
     m.u64(relations.len() as u64);
-    for (i, idx) in relations.into_iter().enumerate() {
+    for idx in relations {
         let rel = &mut inner.relations[idx];
-        let base = table_base(id, i);
-        m.str(&rel.name);
+        let base = table_base(rel.id);
+        if rel.id >= 1 << 47 {
+            return Err(EddyError::Storage(
+                "relation ids are past what checkpoint tables can number".into(),
+            ));
+        }
+        written.push(idx);
+        m.str(&rel.name).u64(base);
         let time_column = rel.event_time.as_ref().map(|e| e.column);
         match &mut rel.storage {
             crate::view::Storage::Log(l) => {
@@ -385,9 +393,7 @@ fn write_checkpoint(inner: &mut Inner, id: u64, summary: &LogSummary) -> Result<
             }
             storage => {
                 m.bool(false);
-                for (k, v) in storage.export()? {
-                    batch.put(base, k, v);
-                }
+                stage(&mut batch, base, storage.export_changes()?);
                 tables.push(base);
             }
         }
@@ -398,13 +404,12 @@ fn write_checkpoint(inner: &mut Inner, id: u64, summary: &LogSummary) -> Result<
                 m.bool(false);
             }
             Some(flow) => {
-                let state = flow.export_state()?;
+                let (state, changes) = flow.export_changes()?;
                 m.bool(true)
                     .u64(state.epoch)
                     .opt_i64(state.watermark)
-                    .u64(state.tables.len() as u64);
-                for (n, (node_tables, late)) in
-                    state.tables.into_iter().zip(state.late_rows).enumerate()
+                    .u64(changes.len() as u64);
+                for (n, (node_tables, late)) in changes.into_iter().zip(state.late_rows).enumerate()
                 {
                     if node_tables.len() > TABLES_PER_NODE
                         || 1 + (n + 1) * TABLES_PER_NODE >= 1 << 16
@@ -416,11 +421,9 @@ fn write_checkpoint(inner: &mut Inner, id: u64, summary: &LogSummary) -> Result<
                         )));
                     }
                     m.u64(late).u64(node_tables.len() as u64);
-                    for (t, entries) in node_tables.into_iter().enumerate() {
+                    for (t, changes) in node_tables.into_iter().enumerate() {
                         let table = base | (1 + n * TABLES_PER_NODE + t) as u64;
-                        for (k, v) in entries {
-                            batch.put(table, k, v);
-                        }
+                        stage(&mut batch, table, changes);
                         tables.push(table);
                     }
                 }
@@ -428,9 +431,20 @@ fn write_checkpoint(inner: &mut Inner, id: u64, summary: &LogSummary) -> Result<
         }
     }
     batch.put(MANIFEST_TABLE, MANIFEST_KEY.to_vec(), m.into_bytes());
+    tables.extend(streams.iter().map(|(_, s)| s.table));
     Ok(Written {
         batch,
         tables,
         streams,
+        relations: written,
     })
+}
+
+fn stage(batch: &mut WriteBatch, table: u64, changes: crate::state::table::Changes) {
+    for k in changes.deletes {
+        batch.delete(table, k);
+    }
+    for (k, v) in changes.puts {
+        batch.put(table, k, v);
+    }
 }

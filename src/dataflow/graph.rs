@@ -47,7 +47,7 @@ pub struct FlowState {
     pub epoch: u64,
     pub watermark: Option<i64>,
     pub late_rows: Vec<u64>,
-    /// Per node, per state table, the entries.
+    /// Per node, per state table, the entries (filled when restoring).
     pub tables: Vec<Vec<crate::state::table::Entries>>,
 }
 
@@ -176,25 +176,37 @@ impl Dataflow {
         self.watermark = self.committed_watermark;
     }
 
-    /// The committed state, for a checkpoint (between epochs): the epoch, the watermark,
-    /// each node's late-row count and each node's state tables' entries.
-    pub fn export_state(&mut self) -> Result<FlowState> {
+    /// What a checkpoint writes (between epochs): the epoch, the watermark, each node's
+    /// late-row count, and per node and state table what changed since the last one.
+    pub fn export_changes(
+        &mut self,
+    ) -> Result<(FlowState, Vec<Vec<crate::state::table::Changes>>)> {
         let mut tables = Vec::with_capacity(self.nodes.len());
         for node in self.nodes.iter_mut() {
             tables.push(
                 node.op
                     .state_tables()
                     .iter()
-                    .map(|t| t.export())
+                    .map(|t| t.export_changes())
                     .collect::<Result<Vec<_>>>()?,
             );
         }
-        Ok(FlowState {
+        let state = FlowState {
             epoch: self.epoch,
             watermark: self.committed_watermark,
             late_rows: self.nodes.iter().map(|n| n.late_rows).collect(),
-            tables,
-        })
+            tables: Vec::new(),
+        };
+        Ok((state, tables))
+    }
+
+    /// The checkpoint holding [`Self::export_changes`] is committed.
+    pub fn checkpointed(&mut self) {
+        for node in self.nodes.iter_mut() {
+            for t in node.op.state_tables() {
+                t.checkpointed();
+            }
+        }
     }
 
     /// Load a checkpoint's state into this freshly planned dataflow (same definition, so

@@ -30,6 +30,13 @@ use crate::error::{EddyError, Result};
 /// A table's entries as checkpoint bytes.
 pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 
+/// What a checkpoint writes of a table: entries to put and keys to delete.
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub puts: Entries,
+    pub deletes: Vec<Vec<u8>>,
+}
+
 /// What the runtime needs of every state table, whatever its shape.
 pub trait StateTable: Send {
     /// The table's name within its operator (EXPLAIN, metrics).
@@ -40,8 +47,15 @@ pub trait StateTable: Send {
     fn abort(&mut self);
     /// Entries held.
     fn len(&self) -> usize;
-    /// Every committed entry as bytes, for a checkpoint (called between epochs).
+    /// Every committed entry as bytes (called between epochs).
     fn export(&self) -> Result<Entries>;
+    /// What changed since the last checkpoint, as store writes — every entry if the table
+    /// was never checkpointed (its store table is then empty). Called between epochs.
+    /// Keys written by committed epochs are tracked only once a table has been
+    /// checkpointed or restored, so a database without checkpoints keeps no such set.
+    fn export_changes(&self) -> Result<Changes>;
+    /// The checkpoint holding [`Self::export_changes`] is committed: track afresh.
+    fn checkpointed(&mut self);
     /// Replace the contents with a checkpoint's entries (at restart, before any epoch).
     fn import(&mut self, entries: Entries) -> Result<()>;
     fn is_empty(&self) -> bool {
@@ -64,6 +78,8 @@ pub struct StateMap<V> {
     undo: Vec<(Vec<u8>, Option<V>)>,
     /// Counts commits and aborts; a stamp equal to it means "already saved this epoch".
     epoch: u64,
+    /// Keys written by committed epochs since the last checkpoint (None: not tracking).
+    changed: Option<std::collections::HashSet<Vec<u8>>>,
 }
 
 impl<V: Clone + Send + StateCodec> StateMap<V> {
@@ -73,6 +89,7 @@ impl<V: Clone + Send + StateCodec> StateMap<V> {
             map: HashMap::new(),
             undo: Vec::new(),
             epoch: 1,
+            changed: None,
         }
     }
 
@@ -152,7 +169,29 @@ impl<V: Clone + Send + StateCodec> StateTable for StateMap<V> {
                 },
             );
         }
+        self.changed = Some(Default::default());
         Ok(())
+    }
+
+    fn export_changes(&self) -> Result<Changes> {
+        let Some(changed) = &self.changed else {
+            return Ok(Changes {
+                puts: self.export()?,
+                deletes: vec![],
+            });
+        };
+        let mut out = Changes::default();
+        for k in changed {
+            match self.map.get(k) {
+                Some(s) => out.puts.push((k.clone(), to_bytes(&s.value)?)),
+                None => out.deletes.push(k.clone()),
+            }
+        }
+        Ok(out)
+    }
+
+    fn checkpointed(&mut self) {
+        self.changed = Some(Default::default());
     }
 
     fn name(&self) -> &'static str {
@@ -160,7 +199,10 @@ impl<V: Clone + Send + StateCodec> StateTable for StateMap<V> {
     }
 
     fn commit(&mut self) {
-        self.undo.clear();
+        match &mut self.changed {
+            Some(changed) => changed.extend(self.undo.drain(..).map(|(k, _)| k)),
+            None => self.undo.clear(),
+        }
         self.epoch += 1;
     }
 
@@ -189,6 +231,8 @@ pub struct OrderedState<K, V> {
     name: &'static str,
     map: BTreeMap<K, V>,
     undo: Vec<(K, Option<V>)>,
+    /// Keys written by committed epochs since the last checkpoint (None: not tracking).
+    changed: Option<std::collections::BTreeSet<K>>,
 }
 
 impl<K: Ord + Clone + Send + StateCodec, V: Clone + Send + StateCodec> OrderedState<K, V> {
@@ -197,6 +241,7 @@ impl<K: Ord + Clone + Send + StateCodec, V: Clone + Send + StateCodec> OrderedSt
             name,
             map: BTreeMap::new(),
             undo: Vec::new(),
+            changed: None,
         }
     }
 
@@ -262,7 +307,29 @@ impl<K: Ord + Clone + Send + StateCodec, V: Clone + Send + StateCodec> StateTabl
         for (k, v) in entries {
             self.map.insert(from_bytes(&k)?, from_bytes(&v)?);
         }
+        self.changed = Some(Default::default());
         Ok(())
+    }
+
+    fn export_changes(&self) -> Result<Changes> {
+        let Some(changed) = &self.changed else {
+            return Ok(Changes {
+                puts: self.export()?,
+                deletes: vec![],
+            });
+        };
+        let mut out = Changes::default();
+        for k in changed {
+            match self.map.get(k) {
+                Some(v) => out.puts.push((to_bytes(k)?, to_bytes(v)?)),
+                None => out.deletes.push(to_bytes(k)?),
+            }
+        }
+        Ok(out)
+    }
+
+    fn checkpointed(&mut self) {
+        self.changed = Some(Default::default());
     }
 
     fn name(&self) -> &'static str {
@@ -270,7 +337,10 @@ impl<K: Ord + Clone + Send + StateCodec, V: Clone + Send + StateCodec> StateTabl
     }
 
     fn commit(&mut self) {
-        self.undo.clear();
+        match &mut self.changed {
+            Some(changed) => changed.extend(self.undo.drain(..).map(|(k, _)| k)),
+            None => self.undo.clear(),
+        }
     }
 
     fn abort(&mut self) {
@@ -307,6 +377,9 @@ pub struct IndexedZSet {
     rows: usize,
     /// `(key, row, weight)` added this epoch; abort adds them back negated.
     undo: Vec<(Vec<u8>, Vec<u8>, i64)>,
+    /// (key, row) written by committed epochs since the last checkpoint (None: not
+    /// tracking).
+    changed: Option<std::collections::HashSet<(Vec<u8>, Vec<u8>)>>,
 }
 
 impl IndexedZSet {
@@ -316,6 +389,7 @@ impl IndexedZSet {
             index: HashMap::new(),
             rows: 0,
             undo: Vec::new(),
+            changed: None,
         }
     }
 
@@ -393,7 +467,30 @@ impl StateTable for IndexedZSet {
             let count: i64 = from_bytes(&v)?;
             self.add_unlogged(&key, &row, count)?;
         }
+        self.changed = Some(Default::default());
         Ok(())
+    }
+
+    fn export_changes(&self) -> Result<Changes> {
+        let Some(changed) = &self.changed else {
+            return Ok(Changes {
+                puts: self.export()?,
+                deletes: vec![],
+            });
+        };
+        let mut out = Changes::default();
+        for (key, row) in changed {
+            let k = to_bytes(&(key.clone(), row.clone()))?;
+            match self.index.get(key).and_then(|r| r.rows.get(row)) {
+                Some(c) => out.puts.push((k, to_bytes(c)?)),
+                None => out.deletes.push(k),
+            }
+        }
+        Ok(out)
+    }
+
+    fn checkpointed(&mut self) {
+        self.changed = Some(Default::default());
     }
 
     fn name(&self) -> &'static str {
@@ -401,7 +498,10 @@ impl StateTable for IndexedZSet {
     }
 
     fn commit(&mut self) {
-        self.undo.clear();
+        match &mut self.changed {
+            Some(changed) => changed.extend(self.undo.drain(..).map(|(k, r, _)| (k, r))),
+            None => self.undo.clear(),
+        }
     }
 
     fn abort(&mut self) {
@@ -467,7 +567,69 @@ mod tests {
         assert!(ob.get(&(5, b"x".to_vec())).is_some());
     }
 
+    /// Apply a table's changes to a model of its store table.
+    fn apply(store: &mut std::collections::BTreeMap<Vec<u8>, Vec<u8>>, t: &mut dyn StateTable) {
+        let changes = t.export_changes().unwrap();
+        for k in changes.deletes {
+            store.remove(&k);
+        }
+        store.extend(changes.puts);
+        t.checkpointed();
+    }
+
+    fn full(t: &dyn StateTable) -> std::collections::BTreeMap<Vec<u8>, Vec<u8>> {
+        t.export().unwrap().into_iter().collect()
+    }
+
     proptest! {
+        /// Checkpoints that write only the changes since the last one leave the store
+        /// equal to a full export, whatever commits and aborts came between — also after
+        /// a restore from the store.
+        #[test]
+        fn incremental_checkpoints_equal_a_full_export(
+            ops in proptest::collection::vec((op(), proptest::bool::weighted(0.2)), 1..80)
+        ) {
+            let mut map: StateMap<u32> = StateMap::new("t");
+            let mut ordered: OrderedState<i64, u32> = OrderedState::new("t");
+            let mut z = IndexedZSet::new("z");
+            let (mut sm, mut so, mut sz) = (Default::default(), Default::default(), Default::default());
+            for (op, checkpoint) in ops {
+                match op {
+                    Op::Insert(k, v) => {
+                        map.insert(vec![k], v);
+                        ordered.insert(k as i64, v);
+                        z.add(&[k], &v.to_le_bytes(), 1).unwrap();
+                    }
+                    Op::Bump(k) => {
+                        if let Some(v) = map.get_mut(&[k]) { *v = v.wrapping_add(1); }
+                    }
+                    Op::Remove(k) => {
+                        map.remove(&[k]);
+                        ordered.remove(&(k as i64));
+                        let rows: Vec<(Vec<u8>, i64)> = z.get(&[k]).map(|r| r.rows.iter().map(|(r, c)| (r.clone(), *c)).collect()).unwrap_or_default();
+                        for (r, c) in rows { z.add(&[k], &r, -c).unwrap(); }
+                    }
+                    Op::Commit => { map.commit(); ordered.commit(); z.commit(); }
+                    Op::Abort => { map.abort(); ordered.abort(); z.abort(); }
+                }
+                if checkpoint {
+                    // Checkpoints happen between epochs.
+                    map.commit(); ordered.commit(); z.commit();
+                    apply(&mut sm, &mut map);
+                    apply(&mut so, &mut ordered);
+                    apply(&mut sz, &mut z);
+                    prop_assert_eq!(&sm, &full(&map));
+                    prop_assert_eq!(&so, &full(&ordered));
+                    prop_assert_eq!(&sz, &full(&z));
+                    // A restore from the store, then carry on from it.
+                    let mut back: StateMap<u32> = StateMap::new("t");
+                    back.import(sm.clone().into_iter().collect()).unwrap();
+                    prop_assert_eq!(&full(&back), &sm);
+                    map = back;
+                }
+            }
+        }
+
         /// After any writes, abort restores exactly the last committed contents — for
         /// the hashed and the ordered table alike (a plain map is the model).
         #[test]

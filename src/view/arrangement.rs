@@ -16,7 +16,7 @@ use datafusion::arrow::row::RowConverter;
 
 use crate::core::batch::{row_converter, take_columns, ChangeBatch};
 use crate::error::{EddyError, Result};
-use crate::state::table::Entries;
+use crate::state::table::{Changes, Entries};
 use crate::view::stream_log::StreamLog;
 
 pub struct Arrangement {
@@ -24,6 +24,8 @@ pub struct Arrangement {
     converter: RowConverter,
     rows: HashMap<Vec<u8>, i64>,
     cached: Option<RecordBatch>,
+    /// Rows changed since the last checkpoint (None: not tracking, see `StateTable`).
+    changed: Option<std::collections::HashSet<Vec<u8>>>,
 }
 
 impl Arrangement {
@@ -33,6 +35,7 @@ impl Arrangement {
             schema,
             rows: HashMap::new(),
             cached: None,
+            changed: None,
         })
     }
 
@@ -41,6 +44,9 @@ impl Arrangement {
             return Ok(());
         }
         let rows = self.converter.convert_columns(delta.data.columns())?;
+        if let Some(changed) = &mut self.changed {
+            changed.extend((0..rows.num_rows()).map(|i| rows.row(i).data().to_vec()));
+        }
         for (i, w) in delta.weights.values().iter().enumerate() {
             let key = rows.row(i);
             match self.rows.get_mut(key.as_ref()) {
@@ -119,7 +125,25 @@ impl Arrangement {
             self.rows.insert(row, i64::from_le_bytes(count));
         }
         self.cached = None;
+        self.changed = Some(Default::default());
         Ok(())
+    }
+
+    fn export_changes(&self) -> Changes {
+        let Some(changed) = &self.changed else {
+            return Changes {
+                puts: self.export(),
+                deletes: vec![],
+            };
+        };
+        let mut out = Changes::default();
+        for r in changed {
+            match self.rows.get(r) {
+                Some(c) => out.puts.push((r.clone(), c.to_le_bytes().to_vec())),
+                None => out.deletes.push(r.clone()),
+            }
+        }
+        out
     }
 }
 
@@ -131,6 +155,8 @@ pub struct KeyedArrangement {
     key_converter: RowConverter,
     by_key: HashMap<Vec<u8>, Vec<u8>>,
     cached: Option<RecordBatch>,
+    /// Keys changed since the last checkpoint (None: not tracking).
+    changed: Option<std::collections::HashSet<Vec<u8>>>,
 }
 
 impl KeyedArrangement {
@@ -143,6 +169,7 @@ impl KeyedArrangement {
             key_columns,
             by_key: HashMap::new(),
             cached: None,
+            changed: None,
         })
     }
 
@@ -265,6 +292,9 @@ impl KeyedArrangement {
                 }
             }
         }
+        if let Some(changed) = &mut self.changed {
+            changed.extend((0..delta.len()).map(|i| keys.row(i).data().to_vec()));
+        }
         for i in 0..delta.len() {
             if w[i] < 0 {
                 self.by_key.remove(keys.row(i).data());
@@ -312,6 +342,24 @@ impl KeyedArrangement {
     fn import(&mut self, entries: Entries) {
         self.by_key = entries.into_iter().collect();
         self.cached = None;
+        self.changed = Some(Default::default());
+    }
+
+    fn export_changes(&self) -> Changes {
+        let Some(changed) = &self.changed else {
+            return Changes {
+                puts: self.export(),
+                deletes: vec![],
+            };
+        };
+        let mut out = Changes::default();
+        for k in changed {
+            match self.by_key.get(k) {
+                Some(r) => out.puts.push((k.clone(), r.clone())),
+                None => out.deletes.push(k.clone()),
+            }
+        }
+        out
     }
 }
 
@@ -387,6 +435,27 @@ impl Storage {
             )),
             Storage::Multiset(a) => Ok(a.export()),
             Storage::Keyed(k) => Ok(k.export()),
+        }
+    }
+
+    /// What changed since the last checkpoint (everything, the first time), as store
+    /// writes. (A stream checkpoints its own way: [`StreamLog::checkpoint`].)
+    pub fn export_changes(&self) -> Result<Changes> {
+        match self {
+            Storage::Log(_) => Err(EddyError::internal(
+                "a stream's rows are checkpointed as chunks, not entries",
+            )),
+            Storage::Multiset(a) => Ok(a.export_changes()),
+            Storage::Keyed(k) => Ok(k.export_changes()),
+        }
+    }
+
+    /// The checkpoint holding [`Self::export_changes`] is committed.
+    pub fn checkpointed(&mut self) {
+        match self {
+            Storage::Log(_) => {}
+            Storage::Multiset(a) => a.changed = Some(Default::default()),
+            Storage::Keyed(k) => k.changed = Some(Default::default()),
         }
     }
 
