@@ -20,7 +20,10 @@
 //! which is cheap), load each relation's and dataflow's state, then replay the log entries
 //! after the manifest's marker (all of them if the marker is gone: the log was truncated).
 //! A crash anywhere leaves either the old manifest with the whole log, or the new manifest
-//! with a log whose entries before its marker are skipped: nothing is applied twice.
+//! with a log whose entries before its marker are skipped: nothing is applied twice. A
+//! checkpoint that fails or dies between steps 1 and 2 leaves its marker behind and the
+//! next checkpoint reuses its id, so the log can hold two markers with one id: the
+//! manifest's is the last (tests/crash.rs `checkpoint_killed_at_its_edges_...`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

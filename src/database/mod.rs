@@ -285,12 +285,15 @@ impl Database {
         };
         let entries = self.store.replay()?;
         // Entries up to the checkpoint's marker are in the checkpoint already; without the
-        // marker the log was truncated after it, and every entry is newer.
+        // marker the log was truncated after it, and every entry is newer. The *last*
+        // marker with the id: a checkpoint that died after its marker and before its
+        // commit leaves a marker whose id the next checkpoint reuses, and the committed
+        // checkpoint holds everything up to its own, later, marker.
         let skip = from
             .and_then(|id| {
                 entries
                     .iter()
-                    .position(|e| matches!(e, LogEntry::Checkpoint { id: m } if *m == id))
+                    .rposition(|e| matches!(e, LogEntry::Checkpoint { id: m } if *m == id))
             })
             .map(|p| p + 1)
             .unwrap_or(0);

@@ -61,7 +61,25 @@ impl Server {
     }
 
     fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
+        Server::spawn_binary(
+            Path::new(env!("CARGO_BIN_EXE_eddy")),
+            dir,
+            args,
+            env,
+            stderr,
+        )
+    }
+
+    /// Start `binary` (a copy of the eddy binary, so that a build running meanwhile cannot
+    /// swap the server under a long test) on `dir`, with extra arguments and environment.
+    pub fn spawn_binary(
+        binary: &Path,
+        dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stderr: Stdio,
+    ) -> Server {
+        let mut child = Command::new(binary)
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
             .args(args)
