@@ -227,22 +227,37 @@ fn serve(
         if matches!(config.auth, eddy::server::Auth::Trust) && !addr.ip().is_loopback() {
             tracing::warn!(%addr, "no --password: every client is trusted on a non-loopback address");
         }
-        // Tests and scripts read this line to find the port.
-        println!("eddy listening on {addr} (data in {})", data_dir.display());
-        println!("connect with: psql -h {} -p {}", addr.ip(), addr.port());
+        // Tests and scripts read the first line to find the port. Written without
+        // println!: a reader that closed our stdout must not stop the server.
+        let mut banner = vec![
+            format!("eddy listening on {addr} (data in {})", data_dir.display()),
+            format!("connect with: psql -h {} -p {}", addr.ip(), addr.port()),
+        ];
         if !setup.is_empty() {
-            println!(
-                "demo: a Nexmark source feeds the streams person, auction and bid; live views:"
+            banner.extend(
+                [
+                    "demo: a Nexmark source feeds the streams person, auction and bid; live views:",
+                    "  SELECT * FROM bids_per_channel ORDER BY bids DESC LIMIT 5;",
+                    "  SELECT * FROM bids_per_10s ORDER BY window_start DESC LIMIT 5;",
+                    "  SELECT * FROM hot_auctions ORDER BY bids DESC LIMIT 5;",
+                    "  SELECT * FROM sellers_by_state ORDER BY auctions DESC;",
+                    "  SELECT * FROM eddy_sources;   -- events generated so far",
+                    "  SUBSCRIBE bids_per_10s;       -- changes as they happen",
+                ]
+                .map(String::from),
             );
-            println!("  SELECT * FROM bids_per_channel ORDER BY bids DESC LIMIT 5;");
-            println!("  SELECT * FROM bids_per_10s ORDER BY window_start DESC LIMIT 5;");
-            println!("  SELECT * FROM hot_auctions ORDER BY bids DESC LIMIT 5;");
-            println!("  SELECT * FROM sellers_by_state ORDER BY auctions DESC;");
-            println!("  SELECT * FROM eddy_sources;   -- events generated so far");
-            println!("  SUBSCRIBE bids_per_10s;       -- changes as they happen");
         }
-        use std::io::Write;
-        std::io::stdout().flush()?;
+        {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let written = banner
+                .iter()
+                .try_for_each(|line| writeln!(out, "{line}"))
+                .and_then(|()| out.flush());
+            if let Err(e) = written {
+                tracing::warn!(error = %e, "could not write the banner to stdout");
+            }
+        }
         tokio::select! {
             r = eddy::server::serve_with(db, listener, config) => r.context("serving")?,
             _ = tokio::signal::ctrl_c() => eprintln!("shutting down"),

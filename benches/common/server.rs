@@ -23,9 +23,12 @@ impl Server {
             .spawn()
             .expect("spawn eddy");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        stdout
             .read_line(&mut line)
             .expect("read the listening line");
+        // Keep draining stdout so the child never writes into a closed or full pipe.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
         let port = line
             .split("127.0.0.1:")
             .nth(1)
