@@ -28,7 +28,10 @@ impl Store for NoLog {
     fn size_on_disk(&self) -> u64 {
         0
     }
-    fn truncate(&self) -> eddy::Result<()> {
+    fn seal(&self) -> eddy::Result<()> {
+        Ok(())
+    }
+    fn drop_sealed(&self) -> eddy::Result<()> {
         Ok(())
     }
 }

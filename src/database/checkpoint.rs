@@ -2,23 +2,32 @@
 //! store, so a restart loads them and replays only the log written since — restart time
 //! follows the size of the state, not the length of history.
 //!
-//! A checkpoint, under the writer and the database lock (no epoch is under way):
-//! 1. appends a `Checkpoint { id }` marker to the log (fsynced);
-//! 2. writes, in ONE atomic store commit, what changed since the last checkpoint: the
-//!    entries of each view's and table's arrangement and of each dataflow's state tables
-//!    that committed epochs wrote (puts and deletes; everything the first time), each
-//!    stream's rows that arrived since (as new chunks), and the manifest — the catalog as
-//!    the DDL that built it, each stream's chunk list, each relation's event-time maximum,
-//!    each dataflow's epoch, watermark and late counts, Kafka offsets and generator counts;
-//! 3. truncates the log, marks everything written as checkpointed (streams' rows leave
-//!    memory), then drops the tables of relations dropped since the previous checkpoint.
+//! A checkpoint (one at a time):
+//! 1. under the writer and the database lock (no epoch is under way), appends a
+//!    `Checkpoint { id }` marker to the log (fsynced), seals the log after it (later
+//!    entries go to a new segment), and copies out what changed since the last checkpoint:
+//!    the entries of each view's and table's arrangement and of each dataflow's state
+//!    tables that committed epochs wrote (puts and deletes; everything the first time),
+//!    each stream's rows that arrived since (as new chunks), and the manifest — the catalog
+//!    as the DDL that built it, each stream's chunk list, each relation's event-time
+//!    maximum, each dataflow's epoch, watermark and late counts, Kafka offsets and
+//!    generator counts; change tracking restarts there;
+//! 2. with the locks released (writes and reads go on), writes all of it in ONE atomic
+//!    store commit;
+//! 3. drops the sealed log segments, moves the written stream rows out of memory, then
+//!    drops the tables of relations dropped since the previous checkpoint.
+//!
+//! If step 2 fails, its writes are carried into the next checkpoint's commit (before that
+//! one's own, so later values win) and the streams keep their rows in memory: change
+//! tracking restarted at step 1, so without the carry the next checkpoint would miss them.
 //!
 //! Each relation has stable store tables numbered from its id (ids are never reused), so
 //! a checkpoint costs what changed, not the size of the state.
 //!
 //! Restart: if the store has a manifest, replay its DDL (views backfill from empty inputs,
 //! which is cheap), load each relation's and dataflow's state, then replay the log entries
-//! after the manifest's marker (all of them if the marker is gone: the log was truncated).
+//! after the manifest's marker (all of them if the marker is gone: the sealed segments were
+//! dropped).
 //! A crash anywhere leaves either the old manifest with the whole log, or the new manifest
 //! with a log whose entries before its marker are skipped: nothing is applied twice. A
 //! checkpoint that fails or dies between steps 1 and 2 leaves its marker behind and the
@@ -144,50 +153,105 @@ impl Database {
 
     /// Write a checkpoint now (`CHECKPOINT`, or the periodic task). Returns None when
     /// there is no state store, or nothing was logged since the last checkpoint.
+    ///
+    /// Writers wait only while the checkpoint is staged (the marker appended and the log
+    /// sealed after it, and what changed copied out); the store writes it while writes go
+    /// on, and the sealed log is dropped once it is committed.
     pub async fn checkpoint(&self) -> Result<Option<CheckpointInfo>> {
         let Some(state) = self.state.clone() else {
             return Ok(None);
         };
-        let _w = self.writer.lock().await;
-        let mut inner = self.lock();
-        let summary = self
-            .summary
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let _one_at_a_time = self.checkpointing.lock().await;
         let previous = self
             .checkpoint_info
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        if summary.entries_since_checkpoint == 0 && previous.id > 0 {
-            return Ok(None);
-        }
         let started = Instant::now();
         let id = previous.id + 1;
-        self.store.append(&[LogEntry::Checkpoint { id }])?;
-        let written = write_checkpoint(&mut inner, id, &summary)?;
-        let entries = written.batch.len() as u64;
-        state.commit(written.batch)?;
-        // Everything before the marker is now in the store.
-        self.store.truncate()?;
-        for (idx, done) in &written.streams {
-            if let crate::view::Storage::Log(l) = &mut inner.relations[*idx].storage {
-                l.checkpointed(state.clone(), done);
+        let written = {
+            let _w = self.writer.lock().await;
+            let mut inner = self.lock();
+            let summary = self
+                .summary
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            if summary.entries_since_checkpoint == 0 && previous.id > 0 {
+                return Ok(None);
             }
-        }
-        for idx in &written.relations {
-            let rel = &mut inner.relations[*idx];
-            rel.storage.checkpointed();
-            if let Some(flow) = rel.dataflow.as_mut() {
-                flow.checkpointed();
+            self.store.append(&[LogEntry::Checkpoint { id }])?;
+            self.store.seal()?;
+            let written = match write_checkpoint(&mut inner, id, &summary) {
+                Ok(w) => w,
+                Err(e) => {
+                    export_failed(&mut inner);
+                    return Err(e);
+                }
+            };
+            // Later epochs' changes go to the next checkpoint. (If this one fails, its
+            // writes are carried into the next: see `checkpoint_carry`.)
+            for idx in &written.relations {
+                let rel = &mut inner.relations[*idx];
+                rel.storage.checkpointed();
+                if let Some(flow) = rel.dataflow.as_mut() {
+                    flow.checkpointed();
+                }
             }
-        }
-        self.summary
+            self.summary
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entries_since_checkpoint = 0;
+            written
+        };
+        let mut batch = self
+            .checkpoint_carry
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .entries_since_checkpoint = 0;
-        drop(inner);
+            .take()
+            .unwrap_or_default();
+        batch.extend(written.batch);
+        let entries = batch.len() as u64;
+        let (batch, committed) = {
+            let state = state.clone();
+            tokio::task::spawn_blocking(move || {
+                let r = state.commit(&batch);
+                (batch, r)
+            })
+            .await
+            .map_err(|e| EddyError::internal(format!("checkpoint writer: {e}")))?
+        };
+        let committed = committed.and_then(|()| self.store.drop_sealed());
+        if let Err(e) = committed {
+            // Nothing of this checkpoint is durable (the sled batch is atomic) or it is
+            // and the sealed log remains (replay skips to the marker): either way the next
+            // checkpoint must write all of this one's changes again.
+            let mut inner = self.lock();
+            export_failed(&mut inner);
+            // Streams write their tails again (same chunk numbers); the rest is carried.
+            let mut failed = batch;
+            failed.retain_tables(|t| t & STREAM_TABLES == 0);
+            *self
+                .checkpoint_carry
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(failed);
+            self.summary
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entries_since_checkpoint += 1;
+            return Err(e);
+        }
+        {
+            let mut inner = self.lock();
+            for (rel_id, done) in &written.streams {
+                let Some(rel) = inner.relations.iter_mut().find(|r| r.id == *rel_id) else {
+                    continue; // dropped meanwhile
+                };
+                if let crate::view::Storage::Log(l) = &mut rel.storage {
+                    l.checkpointed(state.clone(), done);
+                }
+            }
+        }
         let gone = previous
             .tables
             .iter()
@@ -255,7 +319,7 @@ impl Database {
                             "checkpoint holds stream chunks for {name}, which is not a stream"
                         )));
                     };
-                    l.checkpointed(state.clone(), &done);
+                    l.restore(state.clone(), &done);
                     tables.push(done.table);
                 } else {
                     rel.storage.import(state.scan(base)?)?;
@@ -353,7 +417,8 @@ impl Database {
 struct Written {
     batch: WriteBatch,
     tables: Vec<u64>,
-    streams: Vec<(usize, crate::view::stream_log::StreamCheckpoint)>,
+    /// By relation id: relations may be created or dropped while the batch is written.
+    streams: Vec<(u64, crate::view::stream_log::StreamCheckpoint)>,
     /// Relations (by index) whose arrangement and dataflow changes were written.
     relations: Vec<usize>,
 }
@@ -392,7 +457,7 @@ fn write_checkpoint(inner: &mut Inner, id: u64, summary: &LogSummary) -> Result<
                 let done = l.checkpoint(STREAM_TABLES | rel.id, time_column, &mut batch)?;
                 m.bool(true);
                 done.encode(&mut m);
-                streams.push((idx, done));
+                streams.push((rel.id, done));
             }
             storage => {
                 m.bool(false);
@@ -441,6 +506,15 @@ fn write_checkpoint(inner: &mut Inner, id: u64, summary: &LogSummary) -> Result<
         streams,
         relations: written,
     })
+}
+
+/// A checkpoint was not written: every stream keeps its tail for the next one.
+fn export_failed(inner: &mut Inner) {
+    for rel in inner.relations.iter_mut() {
+        if let crate::view::Storage::Log(l) = &mut rel.storage {
+            l.checkpoint_failed();
+        }
+    }
 }
 
 fn stage(batch: &mut WriteBatch, table: u64, changes: crate::state::table::Changes) {

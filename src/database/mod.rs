@@ -180,6 +180,10 @@ pub struct Database {
     /// What the log holds besides data, for the next checkpoint.
     summary: Mutex<checkpoint::LogSummary>,
     checkpoint_info: Mutex<checkpoint::CheckpointInfo>,
+    /// One checkpoint at a time (the periodic task and `CHECKPOINT`).
+    checkpointing: tokio::sync::Mutex<()>,
+    /// The store writes of a checkpoint that failed, written before the next one's.
+    checkpoint_carry: Mutex<Option<crate::state::WriteBatch>>,
     /// INSERTs waiting to be committed together.
     inserts: group_commit::InsertQueue,
 }
@@ -255,6 +259,8 @@ impl Database {
             state: config.state.clone(),
             summary: Mutex::new(Default::default()),
             checkpoint_info: Mutex::new(Default::default()),
+            checkpointing: Default::default(),
+            checkpoint_carry: Default::default(),
             inserts: Default::default(),
         };
         db.kafka.set_default_brokers(config.kafka_brokers);

@@ -1,9 +1,15 @@
-//! The log as one append-only file: each entry is framed as `[len: u32][crc32: u32][bytes]`
+//! The log as append-only files (segments): each entry is framed as `[len: u32][crc32: u32][bytes]`
 //! and the file is fsynced before `append` returns.
 //!
 //! A crash can leave a torn last frame (short, or failing its checksum): it was never
 //! acknowledged, so replay drops it and truncates the file back to the last whole entry.
 //! A bad frame followed by good ones is corruption and refuses to start.
+//!
+//! Segments: a checkpoint [`Store::seal`]s the log (the file is renamed to
+//! `eddy.log.<n>` and appends go on in a fresh `eddy.log`), writes its state while writers
+//! keep appending, then [`Store::drop_sealed`] deletes the sealed segments. Replay reads
+//! the sealed segments in order, then `eddy.log`; only the last file can have a torn tail
+//! (a segment is sealed under the append lock, after its last append was synced).
 //!
 //! (This replaced a sled tree: with sled 0.34 the process RSS grew by ~30 MiB per million
 //! logged events even with a 32 MiB cache; with this file it stays flat. See
@@ -18,30 +24,59 @@ use super::{LogEntry, Store};
 use crate::error::{EddyError, Result};
 
 pub struct FileLog {
+    dir: PathBuf,
     path: PathBuf,
     file: Mutex<File>,
 }
 
 const HEADER: usize = 8;
+const NAME: &str = "eddy.log";
 
 impl FileLog {
     pub fn open(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let path = dir.join("eddy.log");
-        let file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(&path)?;
+        let path = dir.join(NAME);
         Ok(FileLog {
+            dir: dir.to_path_buf(),
+            file: Mutex::new(open_append(&path)?),
             path,
-            file: Mutex::new(file),
         })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, File> {
         self.file.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// The sealed segments, oldest first.
+    fn sealed(&self) -> Result<Vec<(u64, PathBuf)>> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(n) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix(NAME)?.strip_prefix('.')?.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            out.push((n, entry.path()));
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn sync_dir(&self) -> Result<()> {
+        File::open(&self.dir)?.sync_all()?;
+        Ok(())
+    }
+}
+
+fn open_append(path: &Path) -> Result<File> {
+    Ok(OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(path)?)
 }
 
 fn frame(bytes: &[u8]) -> Result<Vec<u8>> {
@@ -52,6 +87,56 @@ fn frame(bytes: &[u8]) -> Result<Vec<u8>> {
     out.extend_from_slice(&crc32fast::hash(bytes).to_le_bytes());
     out.extend_from_slice(bytes);
     Ok(out)
+}
+
+/// Read every whole entry of `file` into `entries`. A torn last frame is dropped (and the
+/// file repaired) if `last` (the live segment); anywhere else a bad frame is corruption.
+fn read_segment(path: &Path, file: &File, last: bool, entries: &mut Vec<LogEntry>) -> Result<()> {
+    let mut reader = BufReader::new(file.try_clone()?);
+    reader.seek(SeekFrom::Start(0))?;
+    let mut good_end: u64 = 0;
+    let total = file.metadata()?.len();
+    let corrupt = |at: u64| {
+        EddyError::Storage(format!(
+            "log {} is corrupt at byte {at} (an entry before the end fails its checksum)",
+            path.display()
+        ))
+    };
+    loop {
+        let mut header = [0u8; HEADER];
+        match read_full(&mut reader, &mut header)? {
+            0 => break,
+            n if n < HEADER => {
+                if !last {
+                    return Err(corrupt(good_end));
+                }
+                torn_tail(path, file, good_end, total)?;
+                break;
+            }
+            _ => {}
+        }
+        let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
+        let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
+        let end = good_end + (HEADER + len) as u64;
+        if end > total && last {
+            // A length past the end: the frame was cut (its length may itself be garbage,
+            // so do not allocate it).
+            torn_tail(path, file, good_end, total)?;
+            break;
+        }
+        let mut body = vec![0u8; len.min((total - good_end) as usize)];
+        let n = read_full(&mut reader, &mut body)?;
+        if n < len || crc32fast::hash(&body) != crc {
+            if end >= total && last {
+                torn_tail(path, file, good_end, total)?;
+                break;
+            }
+            return Err(corrupt(good_end));
+        }
+        entries.push(LogEntry::decode(&body)?);
+        good_end = end;
+    }
+    Ok(())
 }
 
 impl Store for FileLog {
@@ -68,51 +153,42 @@ impl Store for FileLog {
 
     fn replay(&self) -> Result<Vec<LogEntry>> {
         let file = self.lock();
-        let mut reader = BufReader::new(file.try_clone()?);
-        reader.seek(SeekFrom::Start(0))?;
         let mut entries = Vec::new();
-        let mut good_end: u64 = 0;
-        let total = file.metadata()?.len();
-        loop {
-            let mut header = [0u8; HEADER];
-            match read_full(&mut reader, &mut header)? {
-                0 => break,
-                n if n < HEADER => {
-                    torn_tail(&self.path, &file, good_end, total)?;
-                    break;
-                }
-                _ => {}
-            }
-            let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
-            let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
-            let mut body = vec![0u8; len];
-            let n = read_full(&mut reader, &mut body)?;
-            let end = good_end + (HEADER + len) as u64;
-            if n < len || crc32fast::hash(&body) != crc {
-                if end >= total {
-                    torn_tail(&self.path, &file, good_end, total)?;
-                    break;
-                }
-                return Err(EddyError::Storage(format!(
-                    "log {} is corrupt at byte {good_end} (an entry in the middle fails its checksum)",
-                    self.path.display()
-                )));
-            }
-            entries.push(LogEntry::decode(&body)?);
-            good_end = end;
+        for (_, path) in self.sealed()? {
+            read_segment(&path, &File::open(&path)?, false, &mut entries)?;
         }
+        read_segment(&self.path, &file, true, &mut entries)?;
         Ok(entries)
     }
 
     fn size_on_disk(&self) -> u64 {
-        self.lock().metadata().map(|m| m.len()).unwrap_or(0)
+        let sealed: u64 = self
+            .sealed()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|(_, p)| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum();
+        sealed + self.lock().metadata().map(|m| m.len()).unwrap_or(0)
     }
 
-    fn truncate(&self) -> Result<()> {
-        let file = self.lock();
-        file.set_len(0)?;
-        file.sync_all()?;
-        Ok(())
+    fn seal(&self) -> Result<()> {
+        let mut file = self.lock();
+        if file.metadata()?.len() == 0 {
+            return Ok(());
+        }
+        let n = self.sealed()?.last().map(|(n, _)| n + 1).unwrap_or(0);
+        std::fs::rename(&self.path, self.dir.join(format!("{NAME}.{n:020}")))?;
+        *file = open_append(&self.path)?;
+        self.sync_dir()
+    }
+
+    fn drop_sealed(&self) -> Result<()> {
+        let _file = self.lock();
+        for (_, path) in self.sealed()? {
+            std::fs::remove_file(path)?;
+        }
+        self.sync_dir()
     }
 }
 
@@ -194,6 +270,39 @@ mod tests {
             model.append(&[ddl(1000)]).unwrap();
             let log = FileLog::open(dir.path()).unwrap();
             prop_assert_eq!(texts(&log.replay().unwrap()), texts(&model.replay().unwrap()));
+        }
+
+        /// Seals, drops of sealed segments, appends and restarts in any order: the file
+        /// log replays what the model does (sealed segments first, then the live one).
+        #[test]
+        fn sealed_segments_match_model(ops in prop::collection::vec(0u8..8, 1..40)) {
+            let dir = tempfile::tempdir().unwrap();
+            let model = MemoryStore::default();
+            let mut log = FileLog::open(dir.path()).unwrap();
+            let mut next = 0;
+            for op in ops {
+                match op {
+                    0 => {
+                        log.seal().unwrap();
+                        model.seal().unwrap();
+                    }
+                    1 => {
+                        log.drop_sealed().unwrap();
+                        model.drop_sealed().unwrap();
+                    }
+                    2 => {
+                        log = FileLog::open(dir.path()).unwrap();
+                        prop_assert_eq!(texts(&log.replay().unwrap()), texts(&model.replay().unwrap()));
+                    }
+                    n => {
+                        let entries: Vec<LogEntry> = (0..n as usize).map(|k| ddl(next + k)).collect();
+                        next += n as usize;
+                        log.append(&entries).unwrap();
+                        model.append(&entries).unwrap();
+                    }
+                }
+                prop_assert_eq!(texts(&log.replay().unwrap()), texts(&model.replay().unwrap()));
+            }
         }
 
         /// A crash can cut the file at any byte, not only inside the last frame: replay

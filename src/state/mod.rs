@@ -29,14 +29,19 @@ pub trait Store: Send + Sync {
     fn replay(&self) -> Result<Vec<LogEntry>>;
     /// Bytes the log takes on disk (approximate).
     fn size_on_disk(&self) -> u64;
-    /// Drop every entry (a checkpoint now holds them), durably.
-    fn truncate(&self) -> Result<()>;
+    /// Seal the entries appended so far: later appends start a new segment. (A
+    /// checkpoint seals the log at its marker, then writes its state while writes go on.)
+    fn seal(&self) -> Result<()>;
+    /// Drop every sealed entry (a checkpoint now holds them), durably. Entries appended
+    /// after the last seal stay.
+    fn drop_sealed(&self) -> Result<()>;
 }
 
 /// The in-memory model of a [`Store`].
 #[derive(Default)]
 pub struct MemoryStore {
-    entries: Mutex<Vec<Vec<u8>>>,
+    /// The entries, and how many of the first ones are sealed.
+    entries: Mutex<(Vec<Vec<u8>>, usize)>,
 }
 
 impl Store for MemoryStore {
@@ -48,21 +53,31 @@ impl Store for MemoryStore {
         self.entries
             .lock()
             .expect("memory store lock")
+            .0
             .extend(encoded);
         Ok(())
     }
 
     fn replay(&self) -> Result<Vec<LogEntry>> {
         let entries = self.entries.lock().expect("memory store lock");
-        entries.iter().map(|b| LogEntry::decode(b)).collect()
+        entries.0.iter().map(|b| LogEntry::decode(b)).collect()
     }
 
     fn size_on_disk(&self) -> u64 {
         0
     }
 
-    fn truncate(&self) -> Result<()> {
-        self.entries.lock().expect("memory store lock").clear();
+    fn seal(&self) -> Result<()> {
+        let mut e = self.entries.lock().expect("memory store lock");
+        e.1 = e.0.len();
+        Ok(())
+    }
+
+    fn drop_sealed(&self) -> Result<()> {
+        let mut e = self.entries.lock().expect("memory store lock");
+        let sealed = e.1;
+        e.0.drain(..sealed);
+        e.1 = 0;
         Ok(())
     }
 }
@@ -81,7 +96,11 @@ impl<S: Store> Store for std::sync::Arc<S> {
         self.as_ref().size_on_disk()
     }
 
-    fn truncate(&self) -> Result<()> {
-        self.as_ref().truncate()
+    fn seal(&self) -> Result<()> {
+        self.as_ref().seal()
+    }
+
+    fn drop_sealed(&self) -> Result<()> {
+        self.as_ref().drop_sealed()
     }
 }

@@ -7,6 +7,12 @@
 //! tail, in arrival order. Retention drops whole chunks whose newest event time is before
 //! the cutoff; their keys are deleted by the next checkpoint, atomically with the manifest
 //! that no longer lists them.
+//!
+//! A checkpoint is written while writes go on: [`StreamLog::checkpoint`] stages the tail as
+//! new chunks and marks those tail batches as exported; rows keep arriving behind them.
+//! Until the store has committed (then [`StreamLog::checkpointed`] moves the exported
+//! batches into the chunk list) or failed ([`StreamLog::checkpoint_failed`]), the exported
+//! batches are neither compacted nor trimmed, so they stay exactly what was written.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -43,6 +49,9 @@ pub struct StreamLog {
     chunk_rows: usize,
     /// Chunks dropped by retention, to delete at the next checkpoint.
     trimmed: Vec<u64>,
+    /// While a checkpoint is being written: how many leading tail batches it holds and
+    /// which trimmed chunks it deletes.
+    exporting: Option<(usize, Vec<u64>)>,
     next_seq: u64,
     /// Where the chunks are: the store and this stream's table in it.
     store: Option<(Arc<dyn StateStore>, u64)>,
@@ -57,6 +66,7 @@ impl StreamLog {
             chunks: VecDeque::new(),
             chunk_rows: 0,
             trimmed: Vec::new(),
+            exporting: None,
             next_seq: 0,
             store: None,
         }
@@ -91,7 +101,8 @@ impl StreamLog {
     }
 
     /// Undo the last `apply(delta)` (a failed epoch): drop the batch it appended. Epochs
-    /// never span a checkpoint, so that batch is in the tail.
+    /// never span a checkpoint's export, so that batch is in the tail, after the exported
+    /// batches.
     pub fn revert(&mut self, delta: &ChangeBatch) -> Result<()> {
         if delta.is_empty() {
             return Ok(());
@@ -121,6 +132,10 @@ impl StreamLog {
             } else {
                 return Ok(());
             }
+        }
+        if self.exporting.is_some() {
+            // The tail's first batches are being written as they are; later epochs trim.
+            return Ok(());
         }
         while let Some(first) = self.tail.first() {
             let times = crate::core::time::event_times(first.column(time_column))?;
@@ -157,7 +172,7 @@ impl StreamLog {
     /// Many small INSERT batches become chunks of up to 8192 rows, so scans stay cheap and
     /// retention can still drop old ones whole.
     fn compact_tail(&mut self) -> Result<()> {
-        if self.tail.len() <= 64 {
+        if self.tail.len() <= 64 || self.exporting.is_some() {
             return Ok(());
         }
         self.tail = regroup(
@@ -191,7 +206,8 @@ impl StreamLog {
 
     /// Stage a checkpoint into `batch`: the tail as new chunks of table `table`, and the
     /// deletion of trimmed chunks. Returns what the manifest records for this stream; the
-    /// stream itself changes only in [`Self::checkpointed`], after the commit.
+    /// rows move to the chunk list only in [`Self::checkpointed`], after the commit, and
+    /// the stream keeps taking rows meanwhile.
     pub fn checkpoint(
         &mut self,
         table: u64,
@@ -223,6 +239,7 @@ impl StreamLog {
         for t in &self.trimmed {
             batch.delete(table, t.to_be_bytes().to_vec());
         }
+        self.exporting = Some((self.tail.len(), self.trimmed.clone()));
         Ok(StreamCheckpoint {
             table,
             chunks,
@@ -230,14 +247,35 @@ impl StreamLog {
         })
     }
 
-    /// The checkpoint staged by [`Self::checkpoint`] is committed: the tail now lives in
-    /// the store.
+    /// The checkpoint staged by [`Self::checkpoint`] is committed: the tail batches it
+    /// exported now live in the store as its new chunks (rows that arrived since stay in
+    /// the tail; chunks trimmed since stay trimmed).
     pub fn checkpointed(&mut self, store: Arc<dyn StateStore>, done: &StreamCheckpoint) {
+        let (exported, deleted) = self.exporting.take().unwrap_or_default();
+        let new_chunks = done.chunks.iter().filter(|c| c.seq >= self.next_seq);
+        self.chunks.extend(new_chunks.cloned());
+        self.chunk_rows = self.chunks.iter().map(|c| c.rows).sum();
+        self.tail.drain(..exported.min(self.tail.len()));
+        self.tail_rows = self.tail.iter().map(|b| b.num_rows()).sum();
+        self.trimmed.retain(|t| !deleted.contains(t));
+        self.next_seq = done.next_seq;
+        self.store = Some((store, done.table));
+    }
+
+    /// The checkpoint staged by [`Self::checkpoint`] was not committed: the tail stays in
+    /// memory and the next checkpoint writes it (and deletes the trimmed chunks) again.
+    pub fn checkpoint_failed(&mut self) {
+        self.exporting = None;
+    }
+
+    /// Load a committed checkpoint's chunk list into a fresh stream (at restart).
+    pub fn restore(&mut self, store: Arc<dyn StateStore>, done: &StreamCheckpoint) {
         self.chunks = done.chunks.iter().cloned().collect();
         self.chunk_rows = self.chunks.iter().map(|c| c.rows).sum();
         self.tail.clear();
         self.tail_rows = 0;
         self.trimmed.clear();
+        self.exporting = None;
         self.next_seq = done.next_seq;
         self.store = Some((store, done.table));
     }
@@ -360,7 +398,7 @@ mod tests {
         let before = contents(&mut log);
         let mut batch = WriteBatch::default();
         let done = log.checkpoint(7, Some(1), &mut batch).unwrap();
-        store.commit(batch).unwrap();
+        store.commit(&batch).unwrap();
         log.checkpointed(store.clone(), &done);
         assert_eq!(log.memory_bytes(), 0, "nothing left in memory");
         assert_eq!(log.row_count(), 20);
@@ -369,7 +407,7 @@ mod tests {
         assert_eq!(done.chunks[0].max_time, Some(19_000_000));
 
         let mut restored = StreamLog::new(schema());
-        restored.checkpointed(store.clone(), &done);
+        restored.restore(store.clone(), &done);
         restored.apply(&rows(20, 25)).unwrap();
         assert_eq!(restored.row_count(), 25);
         let mut expected = before.clone();
@@ -382,7 +420,7 @@ mod tests {
         assert_eq!(restored.row_count(), 5);
         let mut batch = WriteBatch::default();
         let done = restored.checkpoint(7, Some(1), &mut batch).unwrap();
-        store.commit(batch).unwrap();
+        store.commit(&batch).unwrap();
         restored.checkpointed(store.clone(), &done);
         assert_eq!(
             store.scan(7).unwrap().len(),
@@ -390,5 +428,53 @@ mod tests {
             "the trimmed chunk's key is gone"
         );
         assert_eq!(contents(&mut restored).len(), 5);
+    }
+
+    /// Rows and trims that come while a checkpoint is being written stay in the stream:
+    /// the commit moves only the exported batches to the store, and a failed checkpoint
+    /// leaves everything in memory for the next one.
+    #[test]
+    fn writes_during_a_checkpoint_stay_and_a_failed_one_loses_nothing() {
+        let store: Arc<dyn StateStore> = Arc::new(MemoryStateStore::default());
+        let mut log = StreamLog::new(schema());
+        for i in 0..100 {
+            log.apply(&rows(i * 10, i * 10 + 10)).unwrap();
+        }
+        let mut batch = WriteBatch::default();
+        log.checkpoint(7, Some(1), &mut batch).unwrap();
+        // Meanwhile: more rows, a scan (which must not compact the exported batches) and
+        // a retention trim (which must not drop them).
+        log.apply(&rows(1000, 1010)).unwrap();
+        let during = contents(&mut log);
+        log.trim_before(1, 5_000_000_000).unwrap();
+        assert_eq!(log.row_count(), 1010);
+        log.checkpoint_failed();
+        assert_eq!(
+            contents(&mut log),
+            during,
+            "a failed checkpoint keeps every row"
+        );
+
+        let mut batch = WriteBatch::default();
+        let done = log.checkpoint(7, Some(1), &mut batch).unwrap();
+        log.apply(&rows(1010, 1020)).unwrap();
+        let expected = contents(&mut log);
+        store.commit(&batch).unwrap();
+        log.checkpointed(store.clone(), &done);
+        assert_eq!(log.row_count(), 1020);
+        assert_eq!(contents(&mut log), expected);
+        assert_eq!(
+            (log.tail.len(), log.tail_rows),
+            (1, 10),
+            "only the rows that came during the checkpoint are in memory"
+        );
+
+        let mut restored = StreamLog::new(schema());
+        restored.restore(store.clone(), &done);
+        assert_eq!(
+            restored.row_count(),
+            1010,
+            "the store holds what was exported"
+        );
     }
 }

@@ -28,7 +28,7 @@ use crate::error::Result;
 pub trait StateStore: Send + Sync {
     /// Apply every put and delete of `batch` atomically and durably: after a crash the
     /// store holds all of it or none of it.
-    fn commit(&self, batch: WriteBatch) -> Result<()>;
+    fn commit(&self, batch: &WriteBatch) -> Result<()>;
     fn get(&self, table: u64, key: &[u8]) -> Result<Option<Vec<u8>>>;
     /// Entries of `table` with `start <= key < end` (end None = to the table's end), in key order.
     fn range(
@@ -74,6 +74,16 @@ impl WriteBatch {
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
     }
+
+    /// Append `later`'s ops after this batch's (for a key in both, `later` wins).
+    pub fn extend(&mut self, later: WriteBatch) {
+        self.ops.extend(later.ops);
+    }
+
+    /// Keep only the ops on tables for which `keep` is true.
+    pub fn retain_tables(&mut self, keep: impl Fn(u64) -> bool) {
+        self.ops.retain(|(t, _, _)| keep(*t));
+    }
 }
 
 /// `start <= key < end` is empty when `end <= start`; backends answer that without asking
@@ -101,12 +111,12 @@ impl MemoryStateStore {
 }
 
 impl StateStore for MemoryStateStore {
-    fn commit(&self, batch: WriteBatch) -> Result<()> {
+    fn commit(&self, batch: &WriteBatch) -> Result<()> {
         let mut entries = self.lock();
-        for (table, key, value) in batch.ops {
+        for (table, key, value) in &batch.ops {
             match value {
-                Some(value) => entries.insert((table, key), value),
-                None => entries.remove(&(table, key)),
+                Some(value) => entries.insert((*table, key.clone()), value.clone()),
+                None => entries.remove(&(*table, key.clone())),
             };
         }
         Ok(())
@@ -150,7 +160,7 @@ impl StateStore for MemoryStateStore {
 
 /// A shared store (tests keep a handle to reopen or inspect the same store).
 impl<S: StateStore> StateStore for std::sync::Arc<S> {
-    fn commit(&self, batch: WriteBatch) -> Result<()> {
+    fn commit(&self, batch: &WriteBatch) -> Result<()> {
         self.as_ref().commit(batch)
     }
 
@@ -215,7 +225,7 @@ mod tests {
     fn put(store: &dyn StateStore, table: u64, key: &[u8], value: &[u8]) {
         let mut batch = WriteBatch::default();
         batch.put(table, key, value);
-        store.commit(batch).expect("commit");
+        store.commit(&batch).expect("commit");
     }
 
     #[test]
@@ -229,7 +239,7 @@ mod tests {
             let mut batch = WriteBatch::default();
             batch.delete(1, b"a");
             batch.delete(1, b"never there");
-            store.commit(batch).unwrap();
+            store.commit(&batch).unwrap();
             assert_eq!(store.get(1, b"a").unwrap(), None);
             assert_eq!(store.scan(1).unwrap(), Vec::new());
         });
@@ -246,7 +256,7 @@ mod tests {
             batch.delete(1, b"back");
             batch.put(1, b"back", b"y");
             assert_eq!(batch.len(), 6);
-            store.commit(batch).unwrap();
+            store.commit(&batch).unwrap();
             assert_eq!(
                 store.scan(1).unwrap(),
                 entries(&[(b"back", b"y"), (b"k", b"second")])
@@ -259,7 +269,7 @@ mod tests {
         on_both_backends(|store| {
             let batch = WriteBatch::default();
             assert!(batch.is_empty());
-            store.commit(batch).unwrap();
+            store.commit(&batch).unwrap();
             assert_eq!(store.scan(0).unwrap(), Vec::new());
         });
     }
@@ -271,7 +281,7 @@ mod tests {
             for key in [&b"b"[..], b"a", b"ab", b"\xff", b"", b"\x00", b"c"] {
                 batch.put(7, key, key);
             }
-            store.commit(batch).unwrap();
+            store.commit(&batch).unwrap();
             let all = store.scan(7).unwrap();
             let keys: Vec<&[u8]> = all.iter().map(|(k, _)| k.as_slice()).collect();
             assert_eq!(
@@ -322,7 +332,7 @@ mod tests {
                     batch.put(t, key, t.to_be_bytes());
                 }
             }
-            store.commit(batch).unwrap();
+            store.commit(&batch).unwrap();
             for &t in &tables {
                 let got = store.scan(t).unwrap();
                 assert_eq!(got.len(), 4, "table {t}");
@@ -397,11 +407,11 @@ mod tests {
         }
         a.delete(4, 4u32.to_be_bytes());
         let store = sled_at(dir.path());
-        store.commit(a.clone()).unwrap();
+        store.commit(&a).unwrap();
         drop(store);
 
         let model = MemoryStateStore::default();
-        model.commit(a).unwrap();
+        model.commit(&a).unwrap();
         let store = sled_at(dir.path());
         for t in 0..5 {
             assert_eq!(store.scan(t).unwrap(), model.scan(t).unwrap(), "table {t}");
@@ -411,8 +421,8 @@ mod tests {
         let mut b = WriteBatch::default();
         b.delete(0, 0u32.to_be_bytes());
         b.put(9, b"b", b"after restart");
-        store.commit(b.clone()).unwrap();
-        model.commit(b).unwrap();
+        store.commit(&b).unwrap();
+        model.commit(&b).unwrap();
         drop(store);
         let store = sled_at(dir.path());
         for t in [0, 1, 2, 3, 4, 9] {
@@ -459,9 +469,9 @@ mod tests {
         let (dir, delay) = spec.rsplit_once('|').expect("dir|micros");
         let delay: u64 = delay.parse().expect("micros");
         let store = Arc::new(sled_at(Path::new(dir)));
-        store.commit(batch_a()).expect("commit A");
+        store.commit(&batch_a()).expect("commit A");
         let writer = Arc::clone(&store);
-        std::thread::spawn(move || writer.commit(batch_b()));
+        std::thread::spawn(move || writer.commit(&batch_b()));
         std::thread::sleep(std::time::Duration::from_micros(delay));
         std::process::abort();
     }
@@ -479,10 +489,10 @@ mod tests {
     fn a_commit_survives_an_abort_and_a_torn_one_is_all_or_nothing() {
         let exe = std::env::current_exe().expect("test binary");
         let model_a = MemoryStateStore::default();
-        model_a.commit(batch_a()).unwrap();
+        model_a.commit(&batch_a()).unwrap();
         let model_ab = MemoryStateStore::default();
-        model_ab.commit(batch_a()).unwrap();
-        model_ab.commit(batch_b()).unwrap();
+        model_ab.commit(&batch_a()).unwrap();
+        model_ab.commit(&batch_b()).unwrap();
         let a = (model_a.scan(1).unwrap(), model_a.scan(2).unwrap());
         let ab = (model_ab.scan(1).unwrap(), model_ab.scan(2).unwrap());
         let (mut saw_a, mut saw_ab) = (false, false);
@@ -595,8 +605,8 @@ mod tests {
             for op in ops {
                 match op {
                     Op::Commit(writes) => {
-                        store.commit(batch_of(&writes)).unwrap();
-                        model.commit(batch_of(&writes)).unwrap();
+                        store.commit(&batch_of(&writes)).unwrap();
+                        model.commit(&batch_of(&writes)).unwrap();
                     }
                     Op::DropTable(t) => {
                         store.drop_table(t).unwrap();

@@ -102,13 +102,13 @@ fn stored_bounds(table: u64, start: &[u8], end: Option<&[u8]>) -> (Bound<Vec<u8>
 }
 
 impl StateStore for SledStateStore {
-    fn commit(&self, batch: WriteBatch) -> Result<()> {
+    fn commit(&self, batch: &WriteBatch) -> Result<()> {
         let mut sled_batch = sled::Batch::default();
         // sled's batch keeps the last op per key, as the model does.
-        for (table, key, value) in batch.ops {
-            let key = encode_key(table, &key);
+        for (table, key, value) in &batch.ops {
+            let key = encode_key(*table, key);
             match value {
-                Some(value) => sled_batch.insert(key, value),
+                Some(value) => sled_batch.insert(key, value.as_slice()),
                 None => sled_batch.remove(key),
             }
         }

@@ -1,0 +1,230 @@
+//! Checkpoints are written while writes go on, and one that fails loses nothing.
+//!
+//! The state store here is the in-memory model behind a gate the test controls: it can
+//! hold a checkpoint inside its store commit (writers must not wait for it) or make the
+//! commit fail (the next checkpoint must write everything the failed one held). After each
+//! scenario the database is reopened from the same log and store, and every relation must
+//! read as before.
+
+mod common;
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use eddy::database::{Config, Database, Session};
+use eddy::state::{MemoryStateStore, MemoryStore, StateStore, Store, WriteBatch};
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Gate {
+    Pass,
+    Hold,
+    Fail,
+}
+
+/// The in-memory store, with a gate on `commit`.
+#[derive(Default)]
+struct GatedStore {
+    inner: MemoryStateStore,
+    gate: Mutex<Option<Gate>>,
+    changed: Condvar,
+    /// Commits that reached the gate.
+    arrived: Mutex<usize>,
+}
+
+impl GatedStore {
+    fn set(&self, g: Gate) {
+        *self.gate.lock().unwrap() = Some(g);
+        self.changed.notify_all();
+    }
+
+    fn arrived(&self) -> usize {
+        *self.arrived.lock().unwrap()
+    }
+}
+
+impl StateStore for GatedStore {
+    fn commit(&self, batch: &WriteBatch) -> eddy::Result<()> {
+        *self.arrived.lock().unwrap() += 1;
+        let mut gate = self.gate.lock().unwrap();
+        while *gate == Some(Gate::Hold) {
+            gate = self.changed.wait(gate).unwrap();
+        }
+        if *gate == Some(Gate::Fail) {
+            return Err(eddy::EddyError::Storage("the disk is full (test)".into()));
+        }
+        drop(gate);
+        self.inner.commit(batch)
+    }
+    fn get(&self, table: u64, key: &[u8]) -> eddy::Result<Option<Vec<u8>>> {
+        self.inner.get(table, key)
+    }
+    fn range(
+        &self,
+        table: u64,
+        start: &[u8],
+        end: Option<&[u8]>,
+    ) -> eddy::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.inner.range(table, start, end)
+    }
+    fn drop_table(&self, table: u64) -> eddy::Result<()> {
+        self.inner.drop_table(table)
+    }
+    fn size_on_disk(&self) -> u64 {
+        0
+    }
+}
+
+fn open(log: &Arc<MemoryStore>, state: &Arc<GatedStore>) -> Arc<Database> {
+    Database::open_with(
+        Box::new(log.clone()),
+        Config {
+            state: Some(state.clone()),
+            ..Default::default()
+        },
+    )
+    .expect("open")
+}
+
+async fn run(db: &Database, sql: &str) {
+    let mut s = Session::default();
+    db.execute(&mut s, sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// Everything the test compares across restarts.
+async fn contents(db: &Database) -> Vec<Vec<String>> {
+    let mut s = Session::default();
+    let mut out = Vec::new();
+    for q in [
+        "SELECT a FROM s ORDER BY a",
+        "SELECT * FROM t ORDER BY k",
+        "SELECT * FROM per_bucket ORDER BY b",
+        "SELECT * FROM joined ORDER BY a",
+    ] {
+        out.push(common::rows(db, &mut s, q).await);
+    }
+    out
+}
+
+async fn insert(db: &Database, from: i64, to: i64) {
+    let values: Vec<String> = (from..to).map(|i| format!("({i})")).collect();
+    run(db, &format!("INSERT INTO s VALUES {}", values.join(","))).await;
+}
+
+async fn wait_until(what: &str, cond: impl Fn() -> bool) {
+    for _ in 0..500 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_go_on_during_a_checkpoint_and_a_failed_one_loses_nothing() {
+    let log = Arc::new(MemoryStore::default());
+    let state = Arc::new(GatedStore::default());
+    let db = open(&log, &state);
+    for ddl in [
+        "CREATE STREAM s (a BIGINT)",
+        "CREATE TABLE t (k BIGINT PRIMARY KEY, v TEXT)",
+        "CREATE MATERIALIZED VIEW per_bucket AS SELECT a % 7 AS b, count(*) AS n, sum(a) AS total FROM s GROUP BY a % 7",
+        "CREATE MATERIALIZED VIEW joined AS SELECT s.a, t.v FROM s JOIN t ON s.a = t.k",
+    ] {
+        run(&db, ddl).await;
+    }
+    insert(&db, 0, 100).await;
+    run(
+        &db,
+        "INSERT INTO t VALUES (101, 'one'), (102, 'two'), (103, 'three')",
+    )
+    .await;
+    db.checkpoint().await.expect("first checkpoint");
+
+    // A checkpoint held inside its store commit: writes and reads go on meanwhile.
+    insert(&db, 100, 150).await;
+    state.set(Gate::Hold);
+    let arrived = state.arrived();
+    let held = tokio::spawn({
+        let db = db.clone();
+        async move { db.checkpoint().await }
+    });
+    wait_until("the checkpoint to reach the store", || {
+        state.arrived() > arrived
+    })
+    .await;
+    tokio::time::timeout(Duration::from_secs(20), async {
+        insert(&db, 150, 200).await;
+        run(&db, "INSERT INTO t VALUES (104, 'four')").await;
+        run(&db, "DELETE FROM t WHERE k = 10103").await;
+        let mut s = Session::default();
+        assert_eq!(
+            common::rows(&db, &mut s, "SELECT count(*) FROM s").await,
+            vec!["200"],
+            "writes made while the checkpoint is held are visible"
+        );
+    })
+    .await
+    .expect("writes and reads must not wait for a checkpoint being written");
+    assert!(!held.is_finished(), "the checkpoint is still held");
+    state.set(Gate::Pass);
+    held.await
+        .expect("join")
+        .expect("held checkpoint")
+        .expect("it wrote something");
+    let expected = contents(&db).await;
+    drop(db);
+    let db = open(&log, &state);
+    assert_eq!(
+        contents(&db).await,
+        expected,
+        "restart after a checkpoint written under load"
+    );
+
+    // A failed checkpoint: what it held (rows 200..250, key 305, key 102's update) must be
+    // written by the next one, even where nothing touches it again.
+    insert(&db, 200, 250).await;
+    run(&db, "INSERT INTO t VALUES (305, 'five')").await;
+    run(&db, "UPDATE t SET v = 'TWO' WHERE k = 102").await;
+    state.set(Gate::Fail);
+    assert!(db.checkpoint().await.is_err(), "the checkpoint fails");
+    insert(&db, 250, 300).await;
+    run(&db, "DELETE FROM t WHERE k = 101").await;
+    // Restart from the previous checkpoint and the whole log since.
+    let expected = contents(&db).await;
+    drop(db);
+    let db = open(&log, &state);
+    assert_eq!(
+        contents(&db).await,
+        expected,
+        "restart after a failed checkpoint"
+    );
+
+    // Fail once more in this process, then succeed: the success carries the failure's
+    // writes, and the log it leaves is only what came after.
+    insert(&db, 300, 320).await;
+    run(&db, "INSERT INTO t VALUES (325, 'six')").await;
+    assert!(db.checkpoint().await.is_err(), "the checkpoint fails again");
+    state.set(Gate::Pass);
+    insert(&db, 320, 330).await;
+    db.checkpoint()
+        .await
+        .expect("checkpoint after the failure")
+        .expect("it wrote something");
+    assert!(
+        log.replay().expect("log").is_empty(),
+        "the log before the committed checkpoint is dropped"
+    );
+    let expected = contents(&db).await;
+    assert_eq!(expected[0].len(), 330);
+    assert!(!expected[3].is_empty(), "the join has rows");
+    drop(db);
+    let db = open(&log, &state);
+    assert_eq!(
+        contents(&db).await,
+        expected,
+        "restart from the checkpoint alone"
+    );
+}
