@@ -269,6 +269,7 @@ impl Database {
             Ok(())
         };
         let ctx;
+        let mut relations = Vec::new();
         {
             let mut inner = self.lock();
             for t in &catalogs.0 {
@@ -312,16 +313,24 @@ impl Database {
                 let Some(rel) = inner.get_mut(name) else {
                     continue;
                 };
-                let batches = if empty {
-                    vec![]
+                let snapshot = if empty {
+                    None
                 } else {
-                    rel.storage.snapshot()?
+                    Some(rel.storage.deferred_snapshot()?)
                 };
-                let table = MemTable::try_new(rel.schema.clone(), vec![batches])?;
-                schema.register_table(name.clone(), Arc::new(table))?;
+                relations.push((name.clone(), rel.schema.clone(), snapshot));
             }
-            ctx = context_with_schema(state, schema);
+            ctx = context_with_schema(state, schema.clone());
             super::pg_functions::register_catalog(&ctx, &inner.relations);
+        }
+        // Stored stream chunks are read here, without the lock: writers go on meanwhile.
+        for (name, rel_schema, snapshot) in relations {
+            let batches = match snapshot {
+                Some(s) => s.load()?,
+                None => vec![],
+            };
+            let table = MemTable::try_new(rel_schema, vec![batches])?;
+            schema.register_table(name, Arc::new(table))?;
         }
         if let Some(catalog) = ctx.catalog("eddy") {
             catalog.register_schema("pg_catalog", pg_catalog)?;

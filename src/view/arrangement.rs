@@ -363,6 +363,21 @@ impl KeyedArrangement {
     }
 }
 
+/// A relation's contents as of one epoch ([`Storage::deferred_snapshot`]).
+pub enum Snapshot {
+    Batches(Vec<RecordBatch>),
+    Stream(crate::view::stream_log::StreamSnapshot),
+}
+
+impl Snapshot {
+    pub fn load(self) -> Result<Vec<RecordBatch>> {
+        match self {
+            Snapshot::Batches(b) => Ok(b),
+            Snapshot::Stream(s) => s.load(),
+        }
+    }
+}
+
 /// How a relation keeps its contents.
 pub enum Storage {
     /// Append-only: batches as they arrived, recent ones in memory, older ones in the
@@ -406,6 +421,17 @@ impl Storage {
         match self {
             Storage::Log(l) => l.trim_before(time_column, cutoff),
             _ => Ok(()),
+        }
+    }
+
+    /// The current contents, with what is cheap to take now taken (a view's encoded
+    /// rows, a stream's chunk list and tail) and the rest (a stream's stored chunks) read
+    /// by [`Snapshot::load`], which needs no lock.
+    pub fn deferred_snapshot(&mut self) -> Result<Snapshot> {
+        match self {
+            Storage::Log(l) => Ok(Snapshot::Stream(l.deferred_snapshot()?)),
+            Storage::Multiset(a) => Ok(Snapshot::Batches(vec![a.snapshot()?])),
+            Storage::Keyed(k) => Ok(Snapshot::Batches(vec![k.snapshot()?])),
         }
     }
 

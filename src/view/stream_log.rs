@@ -55,6 +55,9 @@ pub struct StreamLog {
     next_seq: u64,
     /// Where the chunks are: the store and this stream's table in it.
     store: Option<(Arc<dyn StateStore>, u64)>,
+    /// Held by every [`StreamSnapshot`] not yet loaded: while any is, a checkpoint does
+    /// not delete trimmed chunks (a reader may still list them).
+    readers: Arc<()>,
 }
 
 impl StreamLog {
@@ -69,6 +72,7 @@ impl StreamLog {
             exporting: None,
             next_seq: 0,
             store: None,
+            readers: Arc::new(()),
         }
     }
 
@@ -152,21 +156,20 @@ impl StreamLog {
 
     /// The whole stream, stored chunks first (read from the store), then the tail.
     pub fn snapshot(&mut self) -> Result<Vec<RecordBatch>> {
-        let mut out = Vec::new();
-        if let Some((store, table)) = &self.store {
-            for c in &self.chunks {
-                let bytes = store.get(*table, &c.seq.to_be_bytes())?.ok_or_else(|| {
-                    EddyError::Storage(format!(
-                        "stream chunk {} is missing from the state store",
-                        c.seq
-                    ))
-                })?;
-                out.push(self.decode_chunk(&bytes)?);
-            }
-        }
+        self.deferred_snapshot()?.load()
+    }
+
+    /// The whole stream as of now, with its stored chunks still to read: cheap to take
+    /// under the database lock, and [`StreamSnapshot::load`] reads the chunks without it.
+    pub fn deferred_snapshot(&mut self) -> Result<StreamSnapshot> {
         self.compact_tail()?;
-        out.extend(self.tail.iter().cloned());
-        Ok(out)
+        Ok(StreamSnapshot {
+            schema: self.schema.clone(),
+            store: self.store.clone(),
+            chunks: self.chunks.iter().map(|c| c.seq).collect(),
+            tail: self.tail.clone(),
+            _pin: self.readers.clone(),
+        })
     }
 
     /// Many small INSERT batches become chunks of up to 8192 rows, so scans stay cheap and
@@ -181,18 +184,6 @@ impl StreamLog {
             TAIL_BATCH_ROWS,
         )?;
         Ok(())
-    }
-
-    fn decode_chunk(&self, bytes: &[u8]) -> Result<RecordBatch> {
-        let LogEntry::Changes { batch, .. } = LogEntry::decode(bytes)? else {
-            return Err(EddyError::Storage(
-                "a stream chunk in the state store is not a batch".into(),
-            ));
-        };
-        Ok(RecordBatch::try_new(
-            self.schema.clone(),
-            batch.data.columns().to_vec(),
-        )?)
     }
 
     pub fn row_count(&self) -> usize {
@@ -236,10 +227,17 @@ impl StreamLog {
             });
             seq += 1;
         }
-        for t in &self.trimmed {
+        // A reader that took its chunk list before a trim may still read the trimmed
+        // chunks: their deletion waits for a checkpoint with no such reader.
+        let deleted = if Arc::strong_count(&self.readers) == 1 {
+            self.trimmed.clone()
+        } else {
+            Vec::new()
+        };
+        for t in &deleted {
             batch.delete(table, t.to_be_bytes().to_vec());
         }
-        self.exporting = Some((self.tail.len(), self.trimmed.clone()));
+        self.exporting = Some((self.tail.len(), deleted));
         Ok(StreamCheckpoint {
             table,
             chunks,
@@ -279,6 +277,45 @@ impl StreamLog {
         self.next_seq = done.next_seq;
         self.store = Some((store, done.table));
     }
+}
+
+/// A stream's contents as of one epoch: the stored chunks to read, then the tail.
+pub struct StreamSnapshot {
+    schema: SchemaRef,
+    store: Option<(Arc<dyn StateStore>, u64)>,
+    chunks: Vec<u64>,
+    tail: Vec<RecordBatch>,
+    _pin: Arc<()>,
+}
+
+impl StreamSnapshot {
+    pub fn load(self) -> Result<Vec<RecordBatch>> {
+        let mut out = Vec::with_capacity(self.chunks.len() + self.tail.len());
+        if let Some((store, table)) = &self.store {
+            for seq in &self.chunks {
+                let bytes = store.get(*table, &seq.to_be_bytes())?.ok_or_else(|| {
+                    EddyError::Storage(format!(
+                        "stream chunk {seq} is missing from the state store (was the stream dropped during the query?)"
+                    ))
+                })?;
+                out.push(decode_chunk(&self.schema, &bytes)?);
+            }
+        }
+        out.extend(self.tail);
+        Ok(out)
+    }
+}
+
+fn decode_chunk(schema: &SchemaRef, bytes: &[u8]) -> Result<RecordBatch> {
+    let LogEntry::Changes { batch, .. } = LogEntry::decode(bytes)? else {
+        return Err(EddyError::Storage(
+            "a stream chunk in the state store is not a batch".into(),
+        ));
+    };
+    Ok(RecordBatch::try_new(
+        schema.clone(),
+        batch.data.columns().to_vec(),
+    )?)
 }
 
 /// What a checkpoint records of a stream: its table and chunks.
@@ -476,5 +513,42 @@ mod tests {
             1010,
             "the store holds what was exported"
         );
+    }
+
+    /// A snapshot taken before retention trims a stored chunk still reads it after a
+    /// checkpoint: the chunk's deletion waits until no such snapshot is held.
+    #[test]
+    fn a_held_snapshot_keeps_trimmed_chunks_readable() {
+        let store: Arc<dyn StateStore> = Arc::new(MemoryStateStore::default());
+        let mut log = StreamLog::new(schema());
+        log.apply(&rows(0, 10)).unwrap();
+        let mut batch = WriteBatch::default();
+        let done = log.checkpoint(7, Some(1), &mut batch).unwrap();
+        store.commit(&batch).unwrap();
+        log.checkpointed(store.clone(), &done);
+        log.apply(&rows(10, 12)).unwrap();
+
+        let held = log.deferred_snapshot().unwrap();
+        log.trim_before(1, 10_000_000).unwrap();
+        assert_eq!(log.row_count(), 2);
+        let mut batch = WriteBatch::default();
+        let done = log.checkpoint(7, Some(1), &mut batch).unwrap();
+        store.commit(&batch).unwrap();
+        log.checkpointed(store.clone(), &done);
+        let rows_read: usize = held.load().unwrap().iter().map(|b| b.num_rows()).sum();
+        assert_eq!(rows_read, 12, "the held snapshot reads the trimmed chunk");
+        assert_eq!(store.scan(7).unwrap().len(), 2, "its deletion waited");
+
+        log.apply(&rows(12, 13)).unwrap();
+        let mut batch = WriteBatch::default();
+        let done = log.checkpoint(7, Some(1), &mut batch).unwrap();
+        store.commit(&batch).unwrap();
+        log.checkpointed(store.clone(), &done);
+        assert_eq!(
+            store.scan(7).unwrap().len(),
+            2,
+            "deleted once nobody held it"
+        );
+        assert_eq!(contents(&mut log).len(), 3);
     }
 }
