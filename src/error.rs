@@ -71,6 +71,8 @@ impl EddyError {
             EddyError::WrongObjectType(_) => "42809",
             EddyError::BadValue { code, .. } | EddyError::Query { code, .. } => code,
             EddyError::Storage(_) => "58030",
+            // disk_full, as Postgres reports ENOSPC.
+            EddyError::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => "53100",
             EddyError::Io(_) => "58030",
             EddyError::Kafka(_) => "08006",
             EddyError::Internal(_) | EddyError::OperatorPanic(_) => "XX000",

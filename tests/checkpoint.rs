@@ -228,3 +228,102 @@ async fn writes_go_on_during_a_checkpoint_and_a_failed_one_loses_nothing() {
         "restart from the checkpoint alone"
     );
 }
+
+/// The log behind a switch: when full, every append fails as ENOSPC does.
+#[derive(Default)]
+struct FullableLog {
+    inner: MemoryStore,
+    full: std::sync::atomic::AtomicBool,
+}
+
+impl Store for FullableLog {
+    fn append(&self, entries: &[eddy::state::LogEntry]) -> eddy::Result<()> {
+        if self.full.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(std::io::Error::from(std::io::ErrorKind::StorageFull).into());
+        }
+        self.inner.append(entries)
+    }
+    fn replay(&self) -> eddy::Result<Vec<eddy::state::LogEntry>> {
+        self.inner.replay()
+    }
+    fn size_on_disk(&self) -> u64 {
+        0
+    }
+    fn seal(&self) -> eddy::Result<()> {
+        self.inner.seal()
+    }
+    fn drop_sealed(&self) -> eddy::Result<()> {
+        self.inner.drop_sealed()
+    }
+}
+
+/// A full disk: each write fails with 53100 and leaves nothing behind, reads go on, and
+/// once there is room again writes work and a restart holds exactly the acknowledged ones.
+#[tokio::test]
+async fn a_full_disk_fails_writes_cleanly_and_reads_go_on() {
+    let log = Arc::new(FullableLog::default());
+    let open = || Database::open_with(Box::new(log.clone()), Config::default()).expect("open");
+    let db = open();
+    run(&db, "CREATE STREAM s (a BIGINT)").await;
+    run(&db, "CREATE TABLE t (k BIGINT PRIMARY KEY, v TEXT)").await;
+    run(
+        &db,
+        "CREATE MATERIALIZED VIEW per_bucket AS SELECT a % 7 AS b, count(*) AS n FROM s GROUP BY a % 7",
+    )
+    .await;
+    insert(&db, 0, 50).await;
+    run(&db, "INSERT INTO t VALUES (1, 'one')").await;
+    let before = {
+        let mut s = Session::default();
+        (
+            common::rows(&db, &mut s, "SELECT * FROM per_bucket ORDER BY b").await,
+            common::rows(&db, &mut s, "SELECT * FROM t ORDER BY k").await,
+        )
+    };
+
+    log.full.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut s = Session::default();
+    for sql in [
+        "INSERT INTO s VALUES (100), (101)",
+        "INSERT INTO t VALUES (2, 'two')",
+        "UPDATE t SET v = 'uno' WHERE k = 1",
+        "DELETE FROM t WHERE k = 1",
+        "CREATE STREAM u (a INT)",
+    ] {
+        let err = db
+            .execute(&mut s, sql, &[])
+            .await
+            .expect_err("a write on a full disk fails");
+        assert_eq!(err.sqlstate(), "53100", "{sql}: {err}");
+    }
+    let during = (
+        common::rows(&db, &mut s, "SELECT * FROM per_bucket ORDER BY b").await,
+        common::rows(&db, &mut s, "SELECT * FROM t ORDER BY k").await,
+    );
+    assert_eq!(during, before, "failed writes leave nothing, reads go on");
+    assert!(db.execute(&mut s, "SELECT * FROM u", &[]).await.is_err());
+
+    log.full.store(false, std::sync::atomic::Ordering::SeqCst);
+    insert(&db, 50, 60).await;
+    run(&db, "UPDATE t SET v = 'uno' WHERE k = 1").await;
+    let after = (
+        common::rows(&db, &mut s, "SELECT * FROM per_bucket ORDER BY b").await,
+        common::rows(&db, &mut s, "SELECT * FROM t ORDER BY k").await,
+    );
+    assert_eq!(after.1, vec!["1|uno"]);
+    drop(db);
+    let db = open();
+    let mut s = Session::default();
+    let restarted = (
+        common::rows(&db, &mut s, "SELECT * FROM per_bucket ORDER BY b").await,
+        common::rows(&db, &mut s, "SELECT * FROM t ORDER BY k").await,
+    );
+    assert_eq!(
+        restarted, after,
+        "a restart holds exactly the acknowledged writes"
+    );
+    assert_eq!(
+        common::rows(&db, &mut s, "SELECT count(*) FROM s").await,
+        vec!["60"]
+    );
+}

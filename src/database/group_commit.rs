@@ -103,11 +103,15 @@ impl Database {
             };
             let result = self.finish_epoch(&mut inner, work, logged);
             // The group shares the outcome; only the log write can fail here (disk full).
-            let message = result.as_ref().err().map(|e| e.to_string());
             for p in items {
-                let r = match &message {
-                    None => Ok(()),
-                    Some(m) => Err(EddyError::Storage(m.clone())),
+                let r = match &result {
+                    Ok(()) => Ok(()),
+                    // Each waiter gets its own copy, keeping an I/O error's kind (a full
+                    // disk is 53100).
+                    Err(EddyError::Io(e)) => {
+                        Err(std::io::Error::new(e.kind(), e.to_string()).into())
+                    }
+                    Err(e) => Err(EddyError::Storage(e.to_string())),
                 };
                 let _ = p.reply.send(r);
             }
