@@ -211,16 +211,20 @@ impl Database {
             .take()
             .unwrap_or_default();
         batch.extend(written.batch);
-        let entries = batch.len() as u64;
+        let pending = written.pending;
         let (batch, committed) = {
             let state = state.clone();
             tokio::task::spawn_blocking(move || {
-                let r = state.commit(&batch);
+                let r = pending
+                    .into_iter()
+                    .try_for_each(|p| p.write(&mut batch))
+                    .and_then(|()| state.commit(&batch));
                 (batch, r)
             })
             .await
             .map_err(|e| EddyError::internal(format!("checkpoint writer: {e}")))?
         };
+        let entries = batch.len() as u64;
         let committed = committed.and_then(|()| self.store.drop_sealed());
         if let Err(e) = committed {
             // Nothing of this checkpoint is durable (the sled batch is atomic) or it is
@@ -416,6 +420,8 @@ impl Database {
 /// stream (by relation index) what its log becomes once the batch is committed.
 struct Written {
     batch: WriteBatch,
+    /// New stream chunks, encoded into the batch after the locks are released.
+    pending: Vec<crate::view::stream_log::PendingChunk>,
     tables: Vec<u64>,
     /// By relation id: relations may be created or dropped while the batch is written.
     streams: Vec<(u64, crate::view::stream_log::StreamCheckpoint)>,
@@ -427,6 +433,7 @@ struct Written {
 /// dataflow state, then the manifest. Nothing in memory changes yet.
 fn write_checkpoint(inner: &mut Inner, id: u64, summary: &LogSummary) -> Result<Written> {
     let mut batch = WriteBatch::default();
+    let mut pending = Vec::new();
     let mut streams = Vec::new();
     let mut written = Vec::new();
     let mut tables = Vec::new();
@@ -454,7 +461,9 @@ fn write_checkpoint(inner: &mut Inner, id: u64, summary: &LogSummary) -> Result<
         let time_column = rel.event_time.as_ref().map(|e| e.column);
         match &mut rel.storage {
             crate::view::Storage::Log(l) => {
-                let done = l.checkpoint(STREAM_TABLES | rel.id, time_column, &mut batch)?;
+                let (done, chunks) =
+                    l.checkpoint(STREAM_TABLES | rel.id, time_column, &mut batch)?;
+                pending.extend(chunks);
                 m.bool(true);
                 done.encode(&mut m);
                 streams.push((rel.id, done));
@@ -502,6 +511,7 @@ fn write_checkpoint(inner: &mut Inner, id: u64, summary: &LogSummary) -> Result<
     tables.extend(streams.iter().map(|(_, s)| s.table));
     Ok(Written {
         batch,
+        pending,
         tables,
         streams,
         relations: written,

@@ -204,26 +204,45 @@ impl StreamLog {
         table: u64,
         time_column: Option<usize>,
         batch: &mut WriteBatch,
-    ) -> Result<StreamCheckpoint> {
+    ) -> Result<(StreamCheckpoint, Vec<PendingChunk>)> {
         let mut chunks: Vec<Chunk> = self.chunks.iter().cloned().collect();
+        let mut pending = Vec::new();
         let mut seq = self.next_seq;
-        for b in regroup(&self.schema, self.tail.clone(), CHUNK_ROWS)? {
-            let max_time = match time_column {
-                Some(c) => crate::core::time::event_times(b.column(c))?
+        // Group the tail into chunks by row count only; concatenating and encoding them
+        // is left to `PendingChunk::write`, after the database lock is released.
+        let mut group: Vec<RecordBatch> = Vec::new();
+        let mut group_rows = 0;
+        let mut max_time: Option<i64> = None;
+        let mut groups = Vec::new();
+        for b in &self.tail {
+            if group_rows + b.num_rows() > CHUNK_ROWS && !group.is_empty() {
+                groups.push((std::mem::take(&mut group), group_rows, max_time.take()));
+                group_rows = 0;
+            }
+            if let Some(c) = time_column {
+                let newest = crate::core::time::event_times(b.column(c))?
                     .into_iter()
                     .flatten()
-                    .max(),
-                None => None,
-            };
-            let entry = LogEntry::Changes {
-                relation: String::new(),
-                batch: ChangeBatch::inserts(b.clone()),
-            };
-            batch.put(table, seq.to_be_bytes().to_vec(), entry.encode()?);
+                    .max();
+                max_time = max_time.max(newest);
+            }
+            group_rows += b.num_rows();
+            group.push(b.clone());
+        }
+        if !group.is_empty() {
+            groups.push((group, group_rows, max_time));
+        }
+        for (batches, rows, max_time) in groups {
             chunks.push(Chunk {
                 seq,
-                rows: b.num_rows(),
+                rows,
                 max_time,
+            });
+            pending.push(PendingChunk {
+                table,
+                seq,
+                schema: self.schema.clone(),
+                batches,
             });
             seq += 1;
         }
@@ -238,11 +257,14 @@ impl StreamLog {
             batch.delete(table, t.to_be_bytes().to_vec());
         }
         self.exporting = Some((self.tail.len(), deleted));
-        Ok(StreamCheckpoint {
-            table,
-            chunks,
-            next_seq: seq,
-        })
+        Ok((
+            StreamCheckpoint {
+                table,
+                chunks,
+                next_seq: seq,
+            },
+            pending,
+        ))
     }
 
     /// The checkpoint staged by [`Self::checkpoint`] is committed: the tail batches it
@@ -276,6 +298,27 @@ impl StreamLog {
         self.exporting = None;
         self.next_seq = done.next_seq;
         self.store = Some((store, done.table));
+    }
+}
+
+/// A chunk a checkpoint writes: the tail batches it holds, concatenated and encoded by
+/// [`PendingChunk::write`] (no lock needed).
+pub struct PendingChunk {
+    table: u64,
+    seq: u64,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+}
+
+impl PendingChunk {
+    pub fn write(self, batch: &mut WriteBatch) -> Result<()> {
+        let data = concat_batches(&self.schema, self.batches.iter())?;
+        let entry = LogEntry::Changes {
+            relation: String::new(),
+            batch: ChangeBatch::inserts(data),
+        };
+        batch.put(self.table, self.seq.to_be_bytes().to_vec(), entry.encode()?);
+        Ok(())
     }
 }
 
@@ -412,6 +455,15 @@ mod tests {
         )
     }
 
+    /// Stage a checkpoint of `log` to table 7 (event time in column 1) into `batch`.
+    fn checkpoint(log: &mut StreamLog, batch: &mut WriteBatch) -> StreamCheckpoint {
+        let (done, pending) = log.checkpoint(7, Some(1), batch).unwrap();
+        for p in pending {
+            p.write(batch).unwrap();
+        }
+        done
+    }
+
     fn contents(log: &mut StreamLog) -> Vec<String> {
         let mut rows: Vec<String> = log
             .snapshot()
@@ -434,7 +486,7 @@ mod tests {
         log.apply(&rows(10, 20)).unwrap();
         let before = contents(&mut log);
         let mut batch = WriteBatch::default();
-        let done = log.checkpoint(7, Some(1), &mut batch).unwrap();
+        let done = checkpoint(&mut log, &mut batch);
         store.commit(&batch).unwrap();
         log.checkpointed(store.clone(), &done);
         assert_eq!(log.memory_bytes(), 0, "nothing left in memory");
@@ -456,7 +508,7 @@ mod tests {
         restored.trim_before(1, 20_000_000).unwrap();
         assert_eq!(restored.row_count(), 5);
         let mut batch = WriteBatch::default();
-        let done = restored.checkpoint(7, Some(1), &mut batch).unwrap();
+        let done = checkpoint(&mut restored, &mut batch);
         store.commit(&batch).unwrap();
         restored.checkpointed(store.clone(), &done);
         assert_eq!(
@@ -478,7 +530,7 @@ mod tests {
             log.apply(&rows(i * 10, i * 10 + 10)).unwrap();
         }
         let mut batch = WriteBatch::default();
-        log.checkpoint(7, Some(1), &mut batch).unwrap();
+        checkpoint(&mut log, &mut batch);
         // Meanwhile: more rows, a scan (which must not compact the exported batches) and
         // a retention trim (which must not drop them).
         log.apply(&rows(1000, 1010)).unwrap();
@@ -493,7 +545,7 @@ mod tests {
         );
 
         let mut batch = WriteBatch::default();
-        let done = log.checkpoint(7, Some(1), &mut batch).unwrap();
+        let done = checkpoint(&mut log, &mut batch);
         log.apply(&rows(1010, 1020)).unwrap();
         let expected = contents(&mut log);
         store.commit(&batch).unwrap();
@@ -523,7 +575,7 @@ mod tests {
         let mut log = StreamLog::new(schema());
         log.apply(&rows(0, 10)).unwrap();
         let mut batch = WriteBatch::default();
-        let done = log.checkpoint(7, Some(1), &mut batch).unwrap();
+        let done = checkpoint(&mut log, &mut batch);
         store.commit(&batch).unwrap();
         log.checkpointed(store.clone(), &done);
         log.apply(&rows(10, 12)).unwrap();
@@ -532,7 +584,7 @@ mod tests {
         log.trim_before(1, 10_000_000).unwrap();
         assert_eq!(log.row_count(), 2);
         let mut batch = WriteBatch::default();
-        let done = log.checkpoint(7, Some(1), &mut batch).unwrap();
+        let done = checkpoint(&mut log, &mut batch);
         store.commit(&batch).unwrap();
         log.checkpointed(store.clone(), &done);
         let rows_read: usize = held.load().unwrap().iter().map(|b| b.num_rows()).sum();
@@ -541,7 +593,7 @@ mod tests {
 
         log.apply(&rows(12, 13)).unwrap();
         let mut batch = WriteBatch::default();
-        let done = log.checkpoint(7, Some(1), &mut batch).unwrap();
+        let done = checkpoint(&mut log, &mut batch);
         store.commit(&batch).unwrap();
         log.checkpointed(store.clone(), &done);
         assert_eq!(
