@@ -212,6 +212,7 @@ fn serve(
                 state: Some(std::sync::Arc::new(state)),
                 checkpoint_interval: (storage.checkpoint_interval > 0)
                     .then(|| std::time::Duration::from_secs(storage.checkpoint_interval)),
+                checkpoint_log_bytes: eddy::database::DEFAULT_CHECKPOINT_LOG_BYTES,
             },
         )
         .context("loading the catalog and data")?;

@@ -327,3 +327,53 @@ async fn a_full_disk_fails_writes_cleanly_and_reads_go_on() {
         vec!["60"]
     );
 }
+
+/// With a checkpoint interval far away, a log that grows past `checkpoint_log_bytes`
+/// brings the checkpoint forward, and it holds what was written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_growing_log_brings_the_checkpoint_forward() {
+    let log = Arc::new(MemoryStore::default());
+    let state = Arc::new(GatedStore::default());
+    let db = Database::open_with(
+        Box::new(log.clone()),
+        Config {
+            state: Some(state.clone()),
+            checkpoint_interval: Some(Duration::from_secs(3600)),
+            checkpoint_log_bytes: 256 << 10,
+            ..Default::default()
+        },
+    )
+    .expect("open");
+    run(&db, "CREATE STREAM s (a BIGINT)").await;
+    insert(&db, 0, 100).await;
+    assert_eq!(
+        db.last_checkpoint().id,
+        0,
+        "a small log waits for the interval"
+    );
+    let mut n = 100;
+    for _ in 0..200 {
+        if db.last_checkpoint().id > 0 {
+            break;
+        }
+        insert(&db, n, n + 1000).await;
+        n += 1000;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        db.last_checkpoint().id > 0,
+        "the log's size triggered a checkpoint"
+    );
+    assert!(
+        log.replay().expect("log").len() < (n / 1000) as usize,
+        "the log before it was dropped"
+    );
+    let mut s = Session::default();
+    let count = common::rows(&db, &mut s, "SELECT count(*) FROM s").await;
+    drop(db);
+    let db = open(&log, &state);
+    assert_eq!(
+        common::rows(&db, &mut s, "SELECT count(*) FROM s").await,
+        count
+    );
+}

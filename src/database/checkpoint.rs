@@ -67,6 +67,8 @@ pub(crate) struct LogSummary {
     pub generated: BTreeMap<String, u64>,
     /// Entries logged since the last checkpoint (a checkpoint with nothing new is skipped).
     pub entries_since_checkpoint: u64,
+    /// Approximate bytes of the changes logged since the last checkpoint (not persisted).
+    pub bytes_since_checkpoint: u64,
 }
 
 impl LogSummary {
@@ -81,7 +83,10 @@ impl LogSummary {
                 LogEntry::Generated { source, events } => {
                     self.generated.insert(source.clone(), *events);
                 }
-                LogEntry::Changes { .. } | LogEntry::Checkpoint { .. } => {}
+                LogEntry::Changes { batch, .. } => {
+                    self.bytes_since_checkpoint += batch.data.get_array_memory_size() as u64;
+                }
+                LogEntry::Checkpoint { .. } => {}
             }
             self.entries_since_checkpoint += 1;
         }
@@ -144,10 +149,13 @@ impl Database {
     /// Append to the log and note what the entries mean for the next checkpoint.
     pub(super) fn log(&self, entries: &[LogEntry]) -> Result<()> {
         self.store.append(entries)?;
-        self.summary
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .note(entries);
+        let mut summary = self.summary.lock().unwrap_or_else(|p| p.into_inner());
+        summary.note(entries);
+        if self.checkpoint_log_bytes > 0
+            && summary.bytes_since_checkpoint >= self.checkpoint_log_bytes
+        {
+            self.checkpoint_soon.notify_one();
+        }
         Ok(())
     }
 
@@ -198,10 +206,11 @@ impl Database {
                     flow.checkpointed();
                 }
             }
-            self.summary
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .entries_since_checkpoint = 0;
+            {
+                let mut summary = self.summary.lock().unwrap_or_else(|p| p.into_inner());
+                summary.entries_since_checkpoint = 0;
+                summary.bytes_since_checkpoint = 0;
+            }
             written
         };
         let mut batch = self
@@ -397,12 +406,19 @@ impl Database {
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return;
         };
+        let soon = self.checkpoint_soon.clone();
         handle.spawn(async move {
             loop {
-                tokio::time::sleep(interval).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(interval) => {}
+                    _ = soon.notified() => {}
+                }
                 let Some(db) = me.upgrade() else { break };
                 if let Err(e) = db.checkpoint().await {
                     tracing::warn!(error = %e, "checkpoint failed; the log keeps everything");
+                    // Not again before the interval, however fast the log grows.
+                    drop(db);
+                    tokio::time::sleep(interval).await;
                 }
             }
         });

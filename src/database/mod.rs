@@ -182,6 +182,9 @@ pub struct Database {
     checkpoint_info: Mutex<checkpoint::CheckpointInfo>,
     /// One checkpoint at a time (the periodic task and `CHECKPOINT`).
     checkpointing: tokio::sync::Mutex<()>,
+    /// Wakes the periodic checkpoint task early (the log grew past `checkpoint_log_bytes`).
+    checkpoint_soon: Arc<tokio::sync::Notify>,
+    checkpoint_log_bytes: u64,
     /// The store writes of a checkpoint that failed, written before the next one's.
     checkpoint_carry: Mutex<Option<crate::state::WriteBatch>>,
     /// INSERTs waiting to be committed together.
@@ -199,7 +202,14 @@ pub struct Config {
     pub state: Option<Arc<dyn crate::state::store::StateStore>>,
     /// Checkpoint this often (with a state store); none: only on `CHECKPOINT`.
     pub checkpoint_interval: Option<std::time::Duration>,
+    /// With periodic checkpoints, also checkpoint as soon as about this many bytes of
+    /// changes were logged since the last one (0: by time only). Bounds the log to replay
+    /// and the stream rows held in memory under a fast source.
+    pub checkpoint_log_bytes: u64,
 }
+
+/// The server's `checkpoint_log_bytes`.
+pub const DEFAULT_CHECKPOINT_LOG_BYTES: u64 = 64 << 20;
 
 impl std::fmt::Debug for dyn crate::state::store::StateStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -260,6 +270,8 @@ impl Database {
             summary: Mutex::new(Default::default()),
             checkpoint_info: Mutex::new(Default::default()),
             checkpointing: Default::default(),
+            checkpoint_soon: Default::default(),
+            checkpoint_log_bytes: config.checkpoint_log_bytes,
             checkpoint_carry: Default::default(),
             inserts: Default::default(),
         };
