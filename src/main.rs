@@ -245,8 +245,25 @@ fn serve(
         std::io::stdout().flush()?;
         tokio::select! {
             r = eddy::server::serve_with(db, listener, config) => r.context("serving")?,
-            _ = tokio::signal::ctrl_c() => eprintln!("shutting down"),
+            signal = shutdown_signal() => eprintln!("{signal}: shutting down"),
         }
         Ok(())
     })
+}
+
+/// Ctrl-C, or SIGTERM (`docker stop`, systemd, Kubernetes). Every acknowledged write is
+/// already durable, so stopping needs no flush; returning ends the runtime.
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            return tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    "SIGINT"
 }
