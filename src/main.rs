@@ -67,6 +67,10 @@ struct Cli {
     /// Memory the state store may use for its cache, e.g. 256MB or 1GB.
     #[arg(long, env = "EDDY_MEMORY_LIMIT", default_value = "256MB", global = true, value_parser = parse_bytes)]
     memory_limit: u64,
+    /// Serve HTTP on this address: `/metrics` (Prometheus) and `/health`. Off unless set;
+    /// the Docker image uses 0.0.0.0:8088 (ksqlDB's port). Port 0 picks a free port.
+    #[arg(long, env = "EDDY_HTTP_LISTEN", global = true)]
+    http_listen: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -118,6 +122,7 @@ fn main() -> anyhow::Result<()> {
         kafka_brokers: cli.kafka_brokers.clone(),
         checkpoint_interval: cli.checkpoint_interval,
         memory_limit: cli.memory_limit,
+        http_listen: cli.http_listen.clone().filter(|a| !a.is_empty()),
     };
     match cli.command.as_ref().unwrap_or(&Command::Serve) {
         Command::Serve => serve(&cli.listen, &cli.data_dir, config, storage, &[]),
@@ -166,6 +171,7 @@ struct Storage {
     kafka_brokers: Option<String>,
     checkpoint_interval: u64,
     memory_limit: u64,
+    http_listen: Option<String>,
 }
 
 /// `256MB`, `1GB`, `512KiB` or plain bytes.
@@ -226,6 +232,14 @@ fn serve(
             .with_context(|| format!("listening on {listen}"))?;
         if matches!(config.auth, eddy::server::Auth::Trust) && !addr.ip().is_loopback() {
             tracing::warn!(%addr, "no --password: every client is trusted on a non-loopback address");
+        }
+        if let Some(http) = &storage.http_listen {
+            let (http_listener, http_addr) = eddy::server::bind(http)
+                .await
+                .with_context(|| format!("--http-listen {http}"))?;
+            // Tests and scripts read this line to find the port.
+            println!("eddy http on {http_addr} (/metrics, /health)");
+            tokio::spawn(eddy::server::serve_http(db.clone(), http_listener));
         }
         // Tests and scripts read this line to find the port.
         println!("eddy listening on {addr} (data in {})", data_dir.display());

@@ -103,7 +103,7 @@ fn dockerfile_runtime_stage() {
         .iter()
         .flat_map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
         .collect();
-    for key in ["EDDY_LISTEN"] {
+    for key in ["EDDY_LISTEN", "EDDY_HTTP_LISTEN"] {
         let port = env_value(key).rsplit(':').next().unwrap().to_string();
         assert!(exposed.contains(&port), "{key} port {port} is not EXPOSEd");
     }
@@ -319,8 +319,23 @@ fn entrypoint_and_healthcheck_against_a_running_eddy() {
     let out = healthcheck(&[("EDDY_LISTEN", format!("127.0.0.1:{other_port}"))]);
     assert!(!out.status.success(), "a non-Postgres port passed");
 
-    // Restart on the same volume: the data is there.
-    let _eddy = Entrypoint::start(&data, &[]);
+    // With the HTTP endpoint (as the image runs), /health must answer 200 too.
+    let http = ("EDDY_HTTP_LISTEN", format!("127.0.0.1:{}", free_port()));
+    let eddy = Entrypoint::start(&data, std::slice::from_ref(&http));
+    let listen = ("EDDY_LISTEN", format!("127.0.0.1:{}", eddy.port));
+    let out = healthcheck(&[listen.clone(), http.clone()]);
+    assert!(
+        out.status.success(),
+        "healthy eddy with HTTP: {}",
+        text(&out)
+    );
+    // ... and an HTTP port that does not answer 200 fails it.
+    let out = healthcheck(&[
+        listen.clone(),
+        ("EDDY_HTTP_LISTEN", format!("127.0.0.1:{other_port}")),
+    ]);
+    assert!(!out.status.success(), "a 400 /health passed");
+    assert!(text(&out).contains("/health answered"), "{}", text(&out));
 }
 
 #[test]

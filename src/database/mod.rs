@@ -18,6 +18,7 @@ mod ddl;
 mod dml;
 mod group_commit;
 mod kafka;
+mod observe;
 pub mod params;
 mod pg_functions;
 mod query;
@@ -182,9 +183,12 @@ pub struct Database {
     checkpoint_info: Mutex<checkpoint::CheckpointInfo>,
     /// INSERTs waiting to be committed together.
     inserts: group_commit::InsertQueue,
+    /// Statement and log latencies, checkpoints, connections (`/metrics`, system views).
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 pub use checkpoint::CheckpointInfo;
+pub use observe::{OperatorStats, RelationStats, ServerStats};
 
 /// Server configuration the database needs.
 #[derive(Debug, Clone, Default)]
@@ -256,6 +260,7 @@ impl Database {
             summary: Mutex::new(Default::default()),
             checkpoint_info: Mutex::new(Default::default()),
             inserts: Default::default(),
+            metrics: Default::default(),
         };
         db.kafka.set_default_brokers(config.kafka_brokers);
         db.replay()?;
@@ -355,9 +360,14 @@ impl Database {
         sql: &str,
         params: &[String],
     ) -> Result<Output> {
+        let started = std::time::Instant::now();
         let mut stmt = parse_statement(sql)?;
         params::bind(&mut stmt, params)?;
-        self.execute_statement(session, stmt, sql).await
+        let kind = observe::statement_kind(&stmt);
+        let result = self.execute_statement(session, stmt, sql).await;
+        self.metrics
+            .statement_finished(kind, started.elapsed(), result.is_ok());
+        result
     }
 
     async fn execute_statement(
@@ -696,7 +706,11 @@ impl Database {
                 inner.relations.retain(|r| !orphans.contains(&r.name));
             }
         }
-        for (name, _, _) in &work.base {
+        let now = std::time::SystemTime::now();
+        for (name, delta, _) in &work.base {
+            if let Some(rel) = inner.get_mut(name) {
+                rel.activity.applied(delta.len(), now);
+            }
             trim_to_retention(inner, name)?;
         }
         Ok(())

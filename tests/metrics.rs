@@ -1,0 +1,241 @@
+//! `--http-listen`: `/metrics` scraped from a real server process and parsed by the
+//! Prometheus project's Python client (both the Prometheus text and the strict OpenMetrics
+//! parser, tests/metrics/scrape.py); every figure is checked to move as the statements
+//! sent should move it — and not to move for a statement that failed. Also `/health`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
+
+use common::Server;
+use serde_json::Value;
+
+const SCRAPE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/metrics/scrape.py");
+
+struct Scrape(Vec<Value>);
+
+impl Scrape {
+    fn take(server: &Server, openmetrics: bool) -> Scrape {
+        let url = format!("http://127.0.0.1:{}/metrics", server.http_port.unwrap());
+        let mut cmd = Command::new("python3");
+        cmd.arg(SCRAPE).arg(&url);
+        if openmetrics {
+            cmd.arg("openmetrics");
+        }
+        let out = cmd
+            .output()
+            .expect("python3 with prometheus_client (scripts/test installs it)");
+        assert!(
+            out.status.success(),
+            "scrape failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Scrape(
+            String::from_utf8(out.stdout)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect(),
+        )
+    }
+
+    /// The value of the sample `name` whose labels include `labels`.
+    fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.0
+            .iter()
+            .find(|s| {
+                s["name"] == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| s["labels"][*k].as_str() == Some(*v))
+            })
+            .and_then(|s| s["value"].as_f64())
+    }
+
+    fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.get(name, labels)
+            .unwrap_or_else(|| panic!("no sample {name} {labels:?}"))
+    }
+
+    fn rel(&self, name: &str, relation: &str) -> f64 {
+        self.value(name, &[("relation", relation)])
+    }
+}
+
+fn http(server: &Server, request: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", server.http_port.unwrap())).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_follow_the_statements() {
+    let server = Server::start_with_args(&["--http-listen", "127.0.0.1:0"]);
+    assert!(server.http_port.is_some(), "no 'eddy http on' line");
+    let c = server.connect().await;
+    for sql in [
+        "CREATE STREAM clicks (user_id INT, ms INT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)",
+        "CREATE MATERIALIZED VIEW per_user AS SELECT user_id, count(*) AS n FROM clicks GROUP BY user_id",
+        "CREATE MATERIALIZED VIEW per_min AS SELECT window_start, count(*) AS n FROM TUMBLE(clicks, ts, INTERVAL '1' MINUTE) GROUP BY window_start",
+        "CREATE MATERIALIZED VIEW ratio AS SELECT user_id, 100 / ms AS r FROM clicks",
+    ] {
+        c.simple_query(sql).await.unwrap();
+    }
+    let before = Scrape::take(&server, false);
+    assert_eq!(before.rel("eddy_relation_rows_in_total", "clicks"), 0.0);
+    assert_eq!(
+        before.get("eddy_relation_freshness_seconds", &[("relation", "clicks")]),
+        None
+    );
+    let writes_before = before
+        .get(
+            "eddy_statement_duration_seconds_count",
+            &[("kind", "write")],
+        )
+        .unwrap_or(0.0);
+    let log_writes_before = before.value("eddy_log_write_duration_seconds_count", &[]);
+
+    // 5 rows for 2 users, in minute 10:00; then one at 10:05 (watermark 10:04:59).
+    c.simple_query(
+        "INSERT INTO clicks VALUES (1, 10, '2026-01-01 10:00:00'), (1, 20, '2026-01-01 10:00:10'), (2, 5, '2026-01-01 10:00:20'), (2, 5, '2026-01-01 10:00:30'), (1, 1, '2026-01-01 10:00:40')",
+    )
+    .await
+    .unwrap();
+    c.simple_query("INSERT INTO clicks VALUES (3, 2, '2026-01-01 10:05:00')")
+        .await
+        .unwrap();
+    // Late: behind the watermark, counted by the window view.
+    c.simple_query("INSERT INTO clicks VALUES (3, 4, '2026-01-01 10:00:50')")
+        .await
+        .unwrap();
+    // Refused at the door: no event time.
+    c.simple_query("INSERT INTO clicks VALUES (4, 4, NULL)")
+        .await
+        .unwrap();
+    // Fails in a view (division by zero): the epoch aborts and counts nothing.
+    let err = c
+        .simple_query("INSERT INTO clicks VALUES (5, 0, '2026-01-01 10:06:00')")
+        .await
+        .unwrap_err();
+    assert_eq!(common::sqlstate(&err), "22012", "{err}");
+    // A failed read.
+    assert!(c.simple_query("SELECT * FROM no_such").await.is_err());
+
+    let after = Scrape::take(&server, false);
+    // Base stream: 7 rows applied in 3 epochs (the NULL row never entered; the failed
+    // statement's row was undone).
+    assert_eq!(after.rel("eddy_relation_rows_in_total", "clicks"), 7.0);
+    assert_eq!(after.rel("eddy_relation_epochs_total", "clicks"), 3.0);
+    assert_eq!(after.rel("eddy_relation_rows", "clicks"), 7.0);
+    assert_eq!(after.rel("eddy_relation_bad_records_total", "clicks"), 1.0);
+    // The aggregate read the same 7 change rows and holds 3 groups.
+    assert_eq!(after.rel("eddy_relation_rows_in_total", "per_user"), 7.0);
+    assert_eq!(after.rel("eddy_relation_rows", "per_user"), 3.0);
+    assert_eq!(after.rel("eddy_relation_state_rows", "per_user"), 3.0);
+    // per_user's output: +2 groups, then +1 group, then -1 +1 for user 3 = 5 change rows.
+    assert_eq!(after.rel("eddy_relation_rows_out_total", "per_user"), 5.0);
+    assert_eq!(after.rel("eddy_relation_late_rows_total", "per_min"), 1.0);
+    assert_eq!(after.rel("eddy_relation_late_rows_total", "per_user"), 0.0);
+    // Freshness: just written to. Watermark lag: wall clock minus the watermark
+    // (2026-01-01 10:04:59 UTC, the max event time less the 1 s delay).
+    let fresh = after.rel("eddy_relation_freshness_seconds", "clicks");
+    assert!((0.0..30.0).contains(&fresh), "freshness {fresh}");
+    let lag = after.rel("eddy_relation_watermark_lag_seconds", "clicks");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let watermark = 1_767_261_899.0; // 2026-01-01 10:04:59 UTC
+    assert!((lag - (now - watermark)).abs() < 30.0, "lag {lag}");
+    // Statement latencies: 5 writes more (one failed), one failed read.
+    assert_eq!(
+        after.value(
+            "eddy_statement_duration_seconds_count",
+            &[("kind", "write")]
+        ),
+        writes_before + 5.0
+    );
+    assert_eq!(
+        after.value("eddy_statement_errors_total", &[("kind", "write")]),
+        1.0
+    );
+    assert_eq!(
+        after.value("eddy_statement_errors_total", &[("kind", "read")]),
+        1.0
+    );
+    // Each of the 3 accepted INSERTs was appended and fsynced.
+    assert_eq!(
+        after.value("eddy_log_write_duration_seconds_count", &[]),
+        log_writes_before + 3.0
+    );
+    assert!(after.value("eddy_connections", &[]) >= 1.0);
+    assert!(after.value("eddy_connections_accepted_total", &[]) >= 1.0);
+
+    // A checkpoint: counted, aged, sized.
+    assert_eq!(after.get("eddy_checkpoint_age_seconds", &[]), None);
+    c.simple_query("CHECKPOINT").await.unwrap();
+    let cp = Scrape::take(&server, true);
+    assert_eq!(cp.value("eddy_checkpoint_duration_seconds_count", &[]), 1.0);
+    assert_eq!(cp.value("eddy_checkpoint_id", &[]), 1.0);
+    assert!(cp.value("eddy_checkpoint_age_seconds", &[]) < 30.0);
+    assert!(cp.value("eddy_state_store_bytes", &[]) > 0.0);
+    // The OpenMetrics parser saw the same counters (it names counter samples `_total`).
+    assert_eq!(cp.rel("eddy_relation_rows_in_total", "clicks"), 7.0);
+
+    // Connections: a second client shows, and goes when it disconnects.
+    let open = cp.value("eddy_connections", &[]);
+    let c2 = server.connect().await;
+    c2.simple_query("SELECT 1").await.unwrap();
+    assert_eq!(
+        Scrape::take(&server, false).value("eddy_connections", &[]),
+        open + 1.0
+    );
+    drop(c2);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while Scrape::take(&server, false).value("eddy_connections", &[]) != open {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "closed connection still counted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[test]
+fn health_and_other_paths() {
+    let server = Server::start_with_args(&["--http-listen", "127.0.0.1:0"]);
+    let ok = http(&server, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(ok.starts_with("HTTP/1.1 200 "), "{ok}");
+    let body: Value = serde_json::from_str(ok.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(body["status"], "ok");
+    let missing = http(&server, "GET /nope HTTP/1.1\r\n\r\n");
+    assert!(missing.starts_with("HTTP/1.1 404 "), "{missing}");
+    let post = http(
+        &server,
+        "POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert!(post.starts_with("HTTP/1.1 405 "), "{post}");
+    let huge = format!("GET /metrics HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(20_000));
+    assert!(http(&server, &huge).starts_with("HTTP/1.1 431 "));
+    let head = http(&server, "HEAD /metrics HTTP/1.1\r\n\r\n");
+    assert!(
+        head.starts_with("HTTP/1.1 200 ") && head.ends_with("\r\n\r\n"),
+        "{head}"
+    );
+    // Garbage and an early close do not take the endpoint down.
+    drop(TcpStream::connect(("127.0.0.1", server.http_port.unwrap())).unwrap());
+    let _ = http(&server, "\u{0}\u{1}garbage\r\n\r\n");
+    assert!(http(&server, "GET /health HTTP/1.0\r\n\r\n").starts_with("HTTP/1.1 200 "));
+}
+
+#[test]
+fn http_is_off_unless_asked_for() {
+    let server = Server::start();
+    assert_eq!(server.http_port, None);
+}
