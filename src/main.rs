@@ -108,14 +108,7 @@ fn demo_statements(rate: u64) -> Vec<String> {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("EDDY_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    init_logging()?;
     let cli = Cli::parse();
     let config = server_config(&cli)?;
     let storage = Storage {
@@ -133,6 +126,28 @@ fn main() -> anyhow::Result<()> {
             r
         }
     }
+}
+
+/// Logs go to stderr, filtered by `EDDY_LOG` (default `info`), as text or, with
+/// `EDDY_LOG_FORMAT=json`, one JSON object per line (timestamp, level, target, message and
+/// the event's fields at the top level) for log collectors.
+fn init_logging() -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("EDDY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match std::env::var("EDDY_LOG_FORMAT")
+        .unwrap_or_default()
+        .as_str()
+    {
+        "json" => builder.json().flatten_event(true).init(),
+        "" | "text" => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        other => anyhow::bail!("EDDY_LOG_FORMAT={other}: expected text or json"),
+    }
+    Ok(())
 }
 
 fn server_config(cli: &Cli) -> anyhow::Result<eddy::server::ServerConfig> {
@@ -259,7 +274,7 @@ fn serve(
         std::io::stdout().flush()?;
         tokio::select! {
             r = eddy::server::serve_with(db, listener, config) => r.context("serving")?,
-            signal = shutdown_signal() => eprintln!("{signal}: shutting down"),
+            signal = shutdown_signal() => tracing::info!(signal, "shutting down"),
         }
         Ok(())
     })

@@ -147,6 +147,27 @@ impl Server {
         }
     }
 
+    /// SIGTERM, as `docker stop` sends it; waits for the exit.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        let sent = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()
+            .ok()?;
+        assert!(sent.success(), "kill -TERM failed");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = c.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                panic!("eddy did not stop on SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Keep the data directory alive beyond this server (for restarts).
     pub fn take_tmp(&mut self) -> Option<tempfile::TempDir> {
         self._tmp.take()
