@@ -239,3 +239,47 @@ fn http_is_off_unless_asked_for() {
     let server = Server::start();
     assert_eq!(server.http_port, None);
 }
+
+/// `eddy_connections` lists each session with its own statement and state, and forgets a
+/// session when it disconnects.
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_view_lists_sessions() {
+    let server = Server::start();
+    let a = server.connect().await;
+    let (b, conn) = tokio_postgres::connect(
+        &format!("{} application_name=reporter", server.conn_string()),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    let b_task = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    b.simple_query("SELECT 42").await.unwrap();
+    let rows = common::query_rows(
+        &a,
+        "SELECT application_name, state, query, statements FROM eddy_connections ORDER BY id",
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[0][0], "NULL");
+    assert_eq!(rows[0][1], "active");
+    assert_eq!(rows[1], ["reporter", "idle", "SELECT 42", "1"], "{rows:?}");
+    drop(b);
+    let _ = b_task.await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let rows = common::query_rows(&a, "SELECT count(*) FROM eddy_connections")
+            .await
+            .unwrap();
+        if rows[0][0] == "1" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "closed session still listed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -303,6 +303,7 @@ impl Database {
                 schema
                     .register_table(super::sources::SYSTEM_SOURCES.to_string(), Arc::new(table))?;
             }
+            self.register_observability_views(&inner, names, &schema)?;
             if names.contains(SYSTEM_RELATIONS) {
                 let batch = system_relations(&inner)?;
                 let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
