@@ -446,6 +446,7 @@ impl Database {
             }
             EddyStatement::Describe(name) => self.describe_relation(&name),
             EddyStatement::ExplainRelation(name) => self.explain_relation(&name),
+            EddyStatement::ExplainAnalyze(name) => self.explain_analyze(&name),
             EddyStatement::ExplainCreate(create) => self.explain_create(&create),
             EddyStatement::ExplainQuery(q) => self.explain_query(&q).await,
             EddyStatement::Set { name, value } => {

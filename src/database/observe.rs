@@ -202,6 +202,7 @@ pub(super) fn statement_kind(stmt: &EddyStatement) -> StatementKind {
         | EddyStatement::Show(_)
         | EddyStatement::Describe(_)
         | EddyStatement::ExplainRelation(_)
+        | EddyStatement::ExplainAnalyze(_)
         | EddyStatement::ExplainCreate(_)
         | EddyStatement::ExplainQuery(_) => StatementKind::Read,
         EddyStatement::Insert(_) | EddyStatement::Update(_) | EddyStatement::Delete(_) => {

@@ -508,6 +508,7 @@ impl Database {
                 _ => Ok(None),
             },
             EddyStatement::ExplainRelation(_)
+            | EddyStatement::ExplainAnalyze(_)
             | EddyStatement::ExplainCreate(_)
             | EddyStatement::ExplainQuery(_) => Ok(Some(Arc::new(Schema::new(vec![Field::new(
                 "QUERY PLAN",

@@ -307,11 +307,18 @@ impl Dataflow {
     /// EXPLAIN text: the operators from the view down to its sources.
     pub fn explain(&self) -> String {
         let mut lines = Vec::new();
-        self.explain_input(self.output, 0, &mut lines);
+        self.explain_input(self.output, 0, false, &mut lines);
         lines.join("\n")
     }
 
-    fn explain_input(&self, input: Input, depth: usize, lines: &mut Vec<String>) {
+    /// EXPLAIN ANALYZE text: [`Self::explain`] with each operator's committed counters.
+    pub fn explain_analyze(&self) -> String {
+        let mut lines = Vec::new();
+        self.explain_input(self.output, 0, true, &mut lines);
+        lines.join("\n")
+    }
+
+    fn explain_input(&self, input: Input, depth: usize, analyze: bool, lines: &mut Vec<String>) {
         let pad = "  ".repeat(depth);
         match input {
             Input::Source(s) => lines.push(format!("{pad}Source: {}", self.sources[s])),
@@ -323,9 +330,25 @@ impl Dataflow {
                 } else {
                     String::new()
                 };
-                lines.push(format!("{pad}{}{state}", node.op.describe()));
+                let counters = if analyze {
+                    let c = &node.counters;
+                    let late = if node.late_rows > 0 {
+                        format!(", late {}", node.late_rows)
+                    } else {
+                        String::new()
+                    };
+                    format!(
+                        "  (rows in {}, out {}{late}, time {:.3} ms)",
+                        c.rows_in,
+                        c.rows_out,
+                        c.busy.as_secs_f64() * 1e3
+                    )
+                } else {
+                    String::new()
+                };
+                lines.push(format!("{pad}{}{state}{counters}", node.op.describe()));
                 for i in &node.inputs {
-                    self.explain_input(*i, depth + 1, lines);
+                    self.explain_input(*i, depth + 1, analyze, lines);
                 }
             }
         }
