@@ -338,3 +338,46 @@ async fn explain_analyze_shows_live_counters() {
         "{after:?}"
     );
 }
+
+/// Concurrent INSERTs share epochs (group commit): a stream counts one epoch per shared
+/// epoch, as its view's dataflow does (the view's one more is its backfill at CREATE).
+#[tokio::test(flavor = "multi_thread")]
+async fn group_committed_inserts_count_one_epoch() {
+    let server = Server::start();
+    let c = server.connect().await;
+    c.simple_query("CREATE STREAM hits (k INT, n INT)")
+        .await
+        .unwrap();
+    c.simple_query(
+        "CREATE MATERIALIZED VIEW per_k AS SELECT k, count(*) AS c FROM hits GROUP BY k",
+    )
+    .await
+    .unwrap();
+    let mut tasks = Vec::new();
+    for k in 0..16 {
+        let conn = server.connect().await;
+        tasks.push(tokio::spawn(async move {
+            for n in 0..20 {
+                conn.simple_query(&format!("INSERT INTO hits VALUES ({k}, {n})"))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let rows = common::query_rows(
+        &c,
+        "SELECT name, rows_in, epochs FROM eddy_freshness ORDER BY name",
+    )
+    .await
+    .unwrap();
+    let (hits, view) = (&rows[0], &rows[1]);
+    assert_eq!(hits[0], "hits");
+    assert_eq!(hits[1], "320", "{rows:?}");
+    assert_eq!(view[1], "320", "{rows:?}");
+    let epochs: u64 = hits[2].parse().unwrap();
+    assert!((1..=320).contains(&epochs), "{rows:?}");
+    assert_eq!(view[2].parse::<u64>().unwrap(), epochs + 1, "{rows:?}");
+}

@@ -83,9 +83,10 @@ pub struct Activity {
 }
 
 impl Activity {
-    pub fn applied(&mut self, rows: usize, at: std::time::SystemTime) {
+    /// `rows` change rows applied at `at`; `new_epoch` unless this epoch already counted.
+    pub fn applied(&mut self, rows: usize, new_epoch: bool, at: std::time::SystemTime) {
         self.rows_in += rows as u64;
-        self.epochs += 1;
+        self.epochs += u64::from(new_epoch);
         self.last_input_at = Some(at);
     }
 }

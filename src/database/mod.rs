@@ -708,9 +708,11 @@ impl Database {
             }
         }
         let now = std::time::SystemTime::now();
-        for (name, delta, _) in &work.base {
+        for (i, (name, delta, _)) in work.base.iter().enumerate() {
+            // A group commit stages several deltas of one relation: one epoch for it.
+            let first = !work.base[..i].iter().any(|(n, _, _)| n == name);
             if let Some(rel) = inner.get_mut(name) {
-                rel.activity.applied(delta.len(), now);
+                rel.activity.applied(delta.len(), first, now);
             }
             trim_to_retention(inner, name)?;
         }
