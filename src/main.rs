@@ -254,7 +254,9 @@ fn serve(
                 .with_context(|| format!("--http-listen {http}"))?;
             // Tests and scripts read this line to find the port.
             println!("eddy http on {http_addr} (/metrics, /health)");
-            tokio::spawn(eddy::server::serve_http(db.clone(), http_listener));
+            // Without a password anyone may read over SQL, so the console may too.
+            let data_api = matches!(config.auth, eddy::server::Auth::Trust);
+            tokio::spawn(eddy::server::serve_http(db.clone(), http_listener, data_api));
         }
         // Tests and scripts read this line to find the port.
         println!("eddy listening on {addr} (data in {})", data_dir.display());

@@ -381,3 +381,26 @@ async fn group_committed_inserts_count_one_epoch() {
     assert!((1..=320).contains(&epochs), "{rows:?}");
     assert_eq!(view[2].parse::<u64>().unwrap(), epochs + 1, "{rows:?}");
 }
+
+/// With a password on the Postgres port the console's data endpoints are off (HTTP has no
+/// password); metrics and health stay.
+#[test]
+fn console_data_is_off_when_sql_needs_a_password() {
+    let server = Server::start_with_args(&["--http-listen", "127.0.0.1:0", "--password", "s3cret"]);
+    let q = http(&server, "GET /api/query?sql=SELECT%201 HTTP/1.1\r\n\r\n");
+    assert!(q.starts_with("HTTP/1.1 403 "), "{q}");
+    let r = http(&server, "GET /api/relations HTTP/1.1\r\n\r\n");
+    assert!(r.starts_with("HTTP/1.1 403 "), "{r}");
+    assert!(http(&server, "GET /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 200 "));
+    assert!(http(&server, "GET /health HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 200 "));
+    // Without a password the same query answers.
+    let open = Server::start_with_args(&["--http-listen", "127.0.0.1:0"]);
+    let q = http(
+        &open,
+        "GET /api/query?sql=SELECT%201%20AS%20one HTTP/1.1\r\n\r\n",
+    );
+    assert!(
+        q.starts_with("HTTP/1.1 200 ") && q.contains(r#""rows":[["1"]]"#),
+        "{q}"
+    );
+}

@@ -48,6 +48,9 @@ pub struct RelationStats {
     pub state_rows: u64,
     /// Approximate memory of its rows.
     pub memory_bytes: u64,
+    /// A view's defining SELECT, and the relations it reads.
+    pub definition: Option<String>,
+    pub depends_on: Vec<String>,
 }
 
 impl RelationStats {
@@ -143,6 +146,8 @@ impl Database {
                     bad_records: r.rejected_rows + kafka.get(&r.name).copied().unwrap_or(0),
                     state_rows: r.dataflow.as_ref().map_or(0, |f| f.state_rows()) as u64,
                     memory_bytes: r.storage.approx_bytes() as u64,
+                    definition: r.definition.clone(),
+                    depends_on: r.depends_on.clone(),
                 }
             })
             .collect()

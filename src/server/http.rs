@@ -1,10 +1,13 @@
 //! The HTTP endpoint (`--http-listen`): `/metrics` in the Prometheus text format (or
-//! OpenMetrics, when the scraper asks for it), encoded by `prometheus-client`, and
-//! `/health`. Read-only; one short request per connection (HTTP/1.0 style: the response
-//! ends when the connection closes), which is all Prometheus and health probes need.
+//! OpenMetrics, when the scraper asks for it), encoded by `prometheus-client`; `/health`;
+//! and a read-only web console: `/` (relations with their SQL, dependencies, live counts
+//! and throughput sparklines), `/api/relations` (the same as JSON) and `/api/query?sql=`
+//! (one SELECT, as JSON). One short request per connection (the response ends when the
+//! connection closes), which is all Prometheus, probes and the console need.
 //!
-//! A request can never touch the database's state: handlers only read it, and a malformed
-//! or slow request only costs its own connection.
+//! A request can never change the database: the console's query box runs only a single
+//! statement that parses as a SELECT, and a malformed or slow request only costs its own
+//! connection.
 
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
@@ -23,8 +26,14 @@ use crate::database::Database;
 const MAX_REQUEST: usize = 16 * 1024;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serve HTTP on `listener` until the task is dropped.
-pub async fn serve_http(db: Arc<Database>, listener: TcpListener) -> std::io::Result<()> {
+/// Serve HTTP on `listener` until the task is dropped. With `data_api` false (eddy
+/// requires a password on the Postgres port, and HTTP has none), the console's data
+/// endpoints (`/api/*`: rows, view definitions) answer 403; metrics and health stay.
+pub async fn serve_http(
+    db: Arc<Database>,
+    listener: TcpListener,
+    data_api: bool,
+) -> std::io::Result<()> {
     let mut registry = Registry::default();
     db.metrics().register(&mut registry);
     registry.register_collector(Box::new(StateCollector(Arc::downgrade(&db))));
@@ -40,7 +49,8 @@ pub async fn serve_http(db: Arc<Database>, listener: TcpListener) -> std::io::Re
         };
         let (db, registry) = (Arc::downgrade(&db), registry.clone());
         tokio::spawn(async move {
-            let r = tokio::time::timeout(REQUEST_TIMEOUT, handle(socket, db, &registry)).await;
+            let r = tokio::time::timeout(REQUEST_TIMEOUT, handle(socket, db, &registry, data_api))
+                .await;
             if let Ok(Err(e)) = r {
                 tracing::debug!(%peer, error = %e, "HTTP request failed");
             }
@@ -52,6 +62,7 @@ async fn handle(
     mut socket: TcpStream,
     db: Weak<Database>,
     registry: &Registry,
+    data_api: bool,
 ) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(1024);
     let head = loop {
@@ -82,6 +93,12 @@ async fn handle(
         return respond(&mut socket, 405, "text/plain", "only GET\n", false).await;
     }
     let path = target.split('?').next().unwrap_or("");
+    if path.starts_with("/api/") && !data_api {
+        let body = error_json(
+            "the console's data is off: eddy requires a password for SQL, and HTTP has none (use psql)",
+        );
+        return respond(&mut socket, 403, "application/json", &body, head_only).await;
+    }
     match path {
         "/metrics" => {
             let openmetrics = accept.contains("application/openmetrics-text");
@@ -107,6 +124,34 @@ async fn handle(
                 prometheus_client::encoding::prometheus_text::CONTENT_TYPE
             };
             respond(&mut socket, 200, content_type, &body, head_only).await
+        }
+        "/" => {
+            respond(
+                &mut socket,
+                200,
+                "text/html; charset=utf-8",
+                CONSOLE,
+                head_only,
+            )
+            .await
+        }
+        "/api/relations" => match db.upgrade() {
+            Some(db) => {
+                let body = relations_json(&db.relation_stats());
+                respond(&mut socket, 200, "application/json", &body, head_only).await
+            }
+            None => respond(&mut socket, 503, "text/plain", "shutting down\n", head_only).await,
+        },
+        "/api/query" => {
+            let sql = target
+                .split_once('?')
+                .and_then(|(_, q)| query_param(q, "sql"))
+                .unwrap_or_default();
+            let (status, body) = match db.upgrade() {
+                Some(db) => read_only_query(&db, &sql).await,
+                None => (503, error_json("shutting down")),
+            };
+            respond(&mut socket, status, "application/json", &body, head_only).await
         }
         "/health" => match db.upgrade() {
             Some(db) => {
@@ -137,6 +182,8 @@ async fn respond(
 ) -> std::io::Result<()> {
     let reason = match status {
         200 => "OK",
+        400 => "Bad Request",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         431 => "Request Header Fields Too Large",
@@ -152,6 +199,149 @@ async fn respond(
         socket.write_all(body.as_bytes()).await?;
     }
     socket.shutdown().await
+}
+
+const CONSOLE: &str = include_str!("console.html");
+
+/// Rows a console query returns at most.
+const CONSOLE_ROW_LIMIT: usize = 1000;
+
+fn error_json(message: &str) -> String {
+    serde_json::json!({ "error": message }).to_string()
+}
+
+fn relations_json(rels: &[crate::database::RelationStats]) -> String {
+    let now = SystemTime::now();
+    let list: Vec<serde_json::Value> = rels
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "name": r.name,
+                "kind": r.kind,
+                "rows": r.rows,
+                "rows_in": r.rows_in,
+                "rows_out": r.rows_out,
+                "epochs": r.epochs,
+                "freshness_s": r.freshness(now),
+                "watermark_lag_s": r.watermark_lag(now),
+                "state_rows": r.state_rows,
+                "late_rows": r.late_rows,
+                "bad_records": r.bad_records,
+                "definition": r.definition,
+                "depends_on": r.depends_on,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(list).to_string()
+}
+
+/// The console's query box: exactly one statement, and it must be a SELECT.
+async fn read_only_query(db: &Database, sql: &str) -> (u16, String) {
+    use crate::sql::EddyStatement;
+    let statements = match crate::sql::split_statements(sql) {
+        Ok(s) => s,
+        Err(e) => return (400, error_json(&e.to_string())),
+    };
+    let [statement] = statements.as_slice() else {
+        return (400, error_json("one statement at a time"));
+    };
+    match crate::sql::parse_statement(&statement.text) {
+        Ok(EddyStatement::Query(_)) => {}
+        Ok(_) => {
+            return (
+                400,
+                error_json(
+                    "the console is read-only: only SELECT runs here (use psql to change anything)",
+                ),
+            )
+        }
+        Err(e) => return (400, error_json(&e.to_string())),
+    }
+    let mut session = crate::database::Session::default();
+    let (schema, batches) = match db.execute(&mut session, &statement.text, &[]).await {
+        Ok(crate::database::Output::Rows { schema, batches }) => (schema, batches),
+        Ok(_) => return (400, error_json("not a query")),
+        Err(e) => return (400, error_json(&format!("{}: {e}", e.sqlstate()))),
+    };
+    let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    let mut rows = Vec::new();
+    let mut truncated = false;
+    let options = datafusion::arrow::util::display::FormatOptions::default();
+    'batches: for b in &batches {
+        let formatters = match b
+            .columns()
+            .iter()
+            .map(|c| datafusion::arrow::util::display::ArrayFormatter::try_new(c, &options))
+            .collect::<std::result::Result<Vec<_>, _>>()
+        {
+            Ok(f) => f,
+            Err(e) => return (400, error_json(&e.to_string())),
+        };
+        for i in 0..b.num_rows() {
+            if rows.len() == CONSOLE_ROW_LIMIT {
+                truncated = true;
+                break 'batches;
+            }
+            let row: Vec<serde_json::Value> = b
+                .columns()
+                .iter()
+                .zip(&formatters)
+                .map(|(c, f)| {
+                    if c.is_null(i) {
+                        serde_json::Value::Null
+                    } else {
+                        serde_json::Value::String(f.value(i).to_string())
+                    }
+                })
+                .collect();
+            rows.push(row);
+        }
+    }
+    let body = serde_json::json!({ "columns": columns, "rows": rows, "truncated": truncated });
+    (200, body.to_string())
+}
+
+/// `name`'s value in a query string, percent-decoded (`+` is a space).
+fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name).then(|| percent_decode(v))?
+    })
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = s.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn query_parameters_are_percent_decoded() {
+        use super::query_param;
+        assert_eq!(
+            query_param("a=1&sql=SELECT%20*+FROM%20t%3B", "sql").as_deref(),
+            Some("SELECT * FROM t;")
+        );
+        assert_eq!(query_param("sql=%E2%82%AC", "sql").as_deref(), Some("€"));
+        assert_eq!(query_param("sql=%zz", "sql"), None);
+        assert_eq!(query_param("sql=%4", "sql"), None);
+        assert_eq!(query_param("x=1", "sql"), None);
+    }
 }
 
 /// Per-relation and server figures read from the database at each scrape.
