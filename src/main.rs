@@ -67,6 +67,10 @@ struct Cli {
     /// Memory the state store may use for its cache, e.g. 256MB or 1GB.
     #[arg(long, env = "EDDY_MEMORY_LIMIT", default_value = "256MB", global = true, value_parser = parse_bytes)]
     memory_limit: u64,
+    /// Serve HTTP on this address: `/metrics` (Prometheus) and `/health`. Off unless set;
+    /// the Docker image uses 0.0.0.0:8088 (ksqlDB's port). Port 0 picks a free port.
+    #[arg(long, env = "EDDY_HTTP_LISTEN", global = true)]
+    http_listen: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -104,20 +108,14 @@ fn demo_statements(rate: u64) -> Vec<String> {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("EDDY_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    init_logging()?;
     let cli = Cli::parse();
     let config = server_config(&cli)?;
     let storage = Storage {
         kafka_brokers: cli.kafka_brokers.clone(),
         checkpoint_interval: cli.checkpoint_interval,
         memory_limit: cli.memory_limit,
+        http_listen: cli.http_listen.clone().filter(|a| !a.is_empty()),
     };
     match cli.command.as_ref().unwrap_or(&Command::Serve) {
         Command::Serve => serve(&cli.listen, &cli.data_dir, config, storage, &[]),
@@ -128,6 +126,28 @@ fn main() -> anyhow::Result<()> {
             r
         }
     }
+}
+
+/// Logs go to stderr, filtered by `EDDY_LOG` (default `info`), as text or, with
+/// `EDDY_LOG_FORMAT=json`, one JSON object per line (timestamp, level, target, message and
+/// the event's fields at the top level) for log collectors.
+fn init_logging() -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("EDDY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match std::env::var("EDDY_LOG_FORMAT")
+        .unwrap_or_default()
+        .as_str()
+    {
+        "json" => builder.json().flatten_event(true).init(),
+        "" | "text" => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        other => anyhow::bail!("EDDY_LOG_FORMAT={other}: expected text or json"),
+    }
+    Ok(())
 }
 
 fn server_config(cli: &Cli) -> anyhow::Result<eddy::server::ServerConfig> {
@@ -166,6 +186,7 @@ struct Storage {
     kafka_brokers: Option<String>,
     checkpoint_interval: u64,
     memory_limit: u64,
+    http_listen: Option<String>,
 }
 
 /// `256MB`, `1GB`, `512KiB` or plain bytes.
@@ -228,12 +249,27 @@ fn serve(
         if matches!(config.auth, eddy::server::Auth::Trust) && !addr.ip().is_loopback() {
             tracing::warn!(%addr, "no --password: every client is trusted on a non-loopback address");
         }
-        // Tests and scripts read the first line to find the port. Written without
+        let mut banner = Vec::new();
+        if let Some(http) = &storage.http_listen {
+            let (http_listener, http_addr) = eddy::server::bind(http)
+                .await
+                .with_context(|| format!("--http-listen {http}"))?;
+            banner.push(format!("eddy http on {http_addr} (/metrics, /health)"));
+            // Without a password anyone may read over SQL, so the console may too.
+            let data_api = matches!(config.auth, eddy::server::Auth::Trust);
+            tokio::spawn(eddy::server::serve_http(db.clone(), http_listener, data_api));
+        }
+        // Tests and scripts read these lines to find the ports. Written without
         // println!: a reader that closed our stdout must not stop the server.
-        let mut banner = vec![
-            format!("eddy listening on {addr} (data in {})", data_dir.display()),
-            format!("connect with: psql -h {} -p {}", addr.ip(), addr.port()),
-        ];
+        banner.push(format!(
+            "eddy listening on {addr} (data in {})",
+            data_dir.display()
+        ));
+        banner.push(format!(
+            "connect with: psql -h {} -p {}",
+            addr.ip(),
+            addr.port()
+        ));
         if !setup.is_empty() {
             banner.extend(
                 [
@@ -261,8 +297,25 @@ fn serve(
         }
         tokio::select! {
             r = eddy::server::serve_with(db, listener, config) => r.context("serving")?,
-            _ = tokio::signal::ctrl_c() => eprintln!("shutting down"),
+            signal = shutdown_signal() => tracing::info!(signal, "shutting down"),
         }
         Ok(())
     })
+}
+
+/// Ctrl-C, or SIGTERM (`docker stop`, systemd, Kubernetes). Every acknowledged write is
+/// already durable, so stopping needs no flush; returning ends the runtime.
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            return tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    "SIGINT"
 }

@@ -70,6 +70,25 @@ pub struct Relation {
     /// A derived stream that passes its source's event-time column through follows that
     /// stream's watermark (so windows over a filtered stream close).
     pub watermark_from: Option<String>,
+    /// Change rows applied to this base relation in committed epochs, since start.
+    pub activity: Activity,
+}
+
+/// What committed epochs brought a base relation (views count in their dataflow).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Activity {
+    pub rows_in: u64,
+    pub epochs: u64,
+    pub last_input_at: Option<std::time::SystemTime>,
+}
+
+impl Activity {
+    /// `rows` change rows applied at `at`; `new_epoch` unless this epoch already counted.
+    pub fn applied(&mut self, rows: usize, new_epoch: bool, at: std::time::SystemTime) {
+        self.rows_in += rows as u64;
+        self.epochs += u64::from(new_epoch);
+        self.last_input_at = Some(at);
+    }
 }
 
 /// Event time of a stream: which column, how out of order rows may arrive, and how long

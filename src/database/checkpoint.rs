@@ -148,7 +148,9 @@ pub struct CheckpointInfo {
 impl Database {
     /// Append to the log and note what the entries mean for the next checkpoint.
     pub(super) fn log(&self, entries: &[LogEntry]) -> Result<()> {
+        let started = Instant::now();
         self.store.append(entries)?;
+        self.metrics.log_written(started.elapsed());
         let mut summary = self.summary.lock().unwrap_or_else(|p| p.into_inner());
         summary.note(entries);
         if self.checkpoint_log_bytes > 0
@@ -286,6 +288,15 @@ impl Database {
             .checkpoint_info
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = info.clone();
+        self.metrics
+            .checkpoint_finished(crate::metrics::CheckpointRecord {
+                id,
+                kind: "written",
+                at: info.at.unwrap_or_else(std::time::SystemTime::now),
+                duration: info.duration,
+                entries,
+                store_bytes: info.bytes,
+            });
         tracing::info!(
             id,
             entries,
@@ -394,6 +405,15 @@ impl Database {
             tables,
             ..Default::default()
         };
+        self.metrics
+            .checkpoint_finished(crate::metrics::CheckpointRecord {
+                id,
+                kind: "loaded",
+                at: std::time::SystemTime::now(),
+                duration: Duration::ZERO,
+                entries: 0,
+                store_bytes: state.size_on_disk(),
+            });
         tracing::info!(id, "loaded checkpoint");
         Ok(Some(id))
     }

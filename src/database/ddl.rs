@@ -285,6 +285,7 @@ impl Database {
                     event_time,
                     rejected_rows: 0,
                     watermark_from: None,
+                    activity: Default::default(),
                 });
                 drop(inner);
                 if let Some(k) = &kafka {
@@ -352,6 +353,7 @@ impl Database {
                     event_time: None,
                     rejected_rows: 0,
                     watermark_from: None,
+                    activity: Default::default(),
                 };
                 inherit_event_time(&inner, &mut rel);
                 backfill(&mut inner, &mut rel)?;

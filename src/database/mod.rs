@@ -18,6 +18,7 @@ mod ddl;
 mod dml;
 mod group_commit;
 mod kafka;
+mod observe;
 pub mod params;
 mod pg_functions;
 mod query;
@@ -189,9 +190,12 @@ pub struct Database {
     checkpoint_carry: Mutex<Option<crate::state::WriteBatch>>,
     /// INSERTs waiting to be committed together.
     inserts: group_commit::InsertQueue,
+    /// Statement and log latencies, checkpoints, connections (`/metrics`, system views).
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 pub use checkpoint::CheckpointInfo;
+pub use observe::{OperatorStats, RelationStats, ServerStats};
 
 /// Server configuration the database needs.
 #[derive(Debug, Clone, Default)]
@@ -274,6 +278,7 @@ impl Database {
             checkpoint_log_bytes: config.checkpoint_log_bytes,
             checkpoint_carry: Default::default(),
             inserts: Default::default(),
+            metrics: Default::default(),
         };
         db.kafka.set_default_brokers(config.kafka_brokers);
         db.replay()?;
@@ -373,9 +378,14 @@ impl Database {
         sql: &str,
         params: &[String],
     ) -> Result<Output> {
+        let started = std::time::Instant::now();
         let mut stmt = parse_statement(sql)?;
         params::bind(&mut stmt, params)?;
-        self.execute_statement(session, stmt, sql).await
+        let kind = observe::statement_kind(&stmt);
+        let result = self.execute_statement(session, stmt, sql).await;
+        self.metrics
+            .statement_finished(kind, started.elapsed(), result.is_ok());
+        result
     }
 
     async fn execute_statement(
@@ -454,6 +464,7 @@ impl Database {
             }
             EddyStatement::Describe(name) => self.describe_relation(&name),
             EddyStatement::ExplainRelation(name) => self.explain_relation(&name),
+            EddyStatement::ExplainAnalyze(name) => self.explain_analyze(&name),
             EddyStatement::ExplainCreate(create) => self.explain_create(&create),
             EddyStatement::ExplainQuery(q) => self.explain_query(&q).await,
             EddyStatement::Set { name, value } => {
@@ -714,7 +725,13 @@ impl Database {
                 inner.relations.retain(|r| !orphans.contains(&r.name));
             }
         }
-        for (name, _, _) in &work.base {
+        let now = std::time::SystemTime::now();
+        for (i, (name, delta, _)) in work.base.iter().enumerate() {
+            // A group commit stages several deltas of one relation: one epoch for it.
+            let first = !work.base[..i].iter().any(|(n, _, _)| n == name);
+            if let Some(rel) = inner.get_mut(name) {
+                rel.activity.applied(delta.len(), first, now);
+            }
             trim_to_retention(inner, name)?;
         }
         Ok(())

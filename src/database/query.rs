@@ -304,6 +304,7 @@ impl Database {
                 schema
                     .register_table(super::sources::SYSTEM_SOURCES.to_string(), Arc::new(table))?;
             }
+            self.register_observability_views(&inner, names, &schema)?;
             if names.contains(SYSTEM_RELATIONS) {
                 let batch = system_relations(&inner)?;
                 let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
@@ -536,6 +537,7 @@ impl Database {
                 _ => Ok(None),
             },
             EddyStatement::ExplainRelation(_)
+            | EddyStatement::ExplainAnalyze(_)
             | EddyStatement::ExplainCreate(_)
             | EddyStatement::ExplainQuery(_) => Ok(Some(Arc::new(Schema::new(vec![Field::new(
                 "QUERY PLAN",

@@ -286,6 +286,46 @@ impl Database {
         lines("QUERY PLAN", text)
     }
 
+    /// EXPLAIN ANALYZE: a view's operator tree with what each operator did so far in
+    /// committed epochs (views run all the time, so there is nothing to run once).
+    pub(super) fn explain_analyze(&self, name: &str) -> Result<Output> {
+        let inner = self.lock();
+        let rel = inner.require(name)?;
+        let Some(flow) = &rel.dataflow else {
+            return Err(EddyError::query(
+                "42809",
+                format!(
+                    "EXPLAIN ANALYZE {name}: {name} is a base {}, which runs no operators (EXPLAIN {name} describes it)",
+                    rel.kind.noun()
+                ),
+            ));
+        };
+        let since = flow
+            .counters
+            .last_input_at
+            .map_or("never".to_string(), |t| {
+                let ago = std::time::SystemTime::now()
+                    .duration_since(t)
+                    .unwrap_or_default();
+                format!("{:.3} s ago", ago.as_secs_f64())
+            });
+        let text = vec![
+            format!("{} {}", kind_label(rel.kind), rel.name),
+            format!(
+                "epochs: {}, rows in: {}, rows out: {}, rows: {}, last input: {since}",
+                flow.epoch,
+                flow.counters.rows_in,
+                flow.counters.rows_out,
+                rel.storage.row_count()
+            ),
+        ];
+        let text = text
+            .into_iter()
+            .chain(flow.explain_analyze().lines().map(|l| format!("  {l}")))
+            .collect();
+        lines("QUERY PLAN", text)
+    }
+
     pub(super) fn explain_create(&self, stmt: &EddyStatement) -> Result<Output> {
         let EddyStatement::CreateView { name, .. } = stmt else {
             return Err(EddyError::internal("not a CREATE ... AS"));

@@ -3,6 +3,8 @@
 //! epoch through all operators and returns the delta of the view; then the epoch ends with
 //! `commit` (it is durable) or `abort` (some step of it failed), which the runtime applies
 //! to every operator's state tables, the watermark and the late-row counts together.
+//! The runtime also counts, per node and per dataflow, the change rows in and out and the
+//! time spent, committed with the epoch like the late rows (`eddy_operators`, metrics).
 
 use std::collections::HashMap;
 
@@ -28,6 +30,35 @@ pub struct Node {
     pub late_rows: u64,
     /// ... and in the epoch under way.
     pub pending_late: u64,
+    /// Change rows in and out and time spent in committed epochs.
+    pub counters: NodeCounters,
+    /// ... and in the epoch under way.
+    pending: NodeCounters,
+}
+
+/// What a node did: change rows received and emitted, time in `process`/`on_watermark`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NodeCounters {
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub busy: std::time::Duration,
+}
+
+impl NodeCounters {
+    fn add(&mut self, other: NodeCounters) {
+        self.rows_in += other.rows_in;
+        self.rows_out += other.rows_out;
+        self.busy += other.busy;
+    }
+}
+
+/// What a dataflow did in committed epochs: change rows read from its sources and
+/// emitted into its view, and when an epoch last brought it input.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FlowCounters {
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub last_input_at: Option<std::time::SystemTime>,
 }
 
 impl Node {
@@ -38,6 +69,8 @@ impl Node {
             schema,
             late_rows: 0,
             pending_late: 0,
+            counters: NodeCounters::default(),
+            pending: NodeCounters::default(),
         }
     }
 }
@@ -69,6 +102,9 @@ pub struct Dataflow {
     pub epoch: u64,
     /// Streams whose watermark (the minimum of them) this dataflow follows.
     pub watermark_sources: Vec<String>,
+    /// Committed counters, and those of the epoch under way.
+    pub counters: FlowCounters,
+    pub pending: FlowCounters,
 }
 
 impl Dataflow {
@@ -111,10 +147,14 @@ impl Dataflow {
             _ => None,
         };
         let epoch = self.epoch + 1;
+        for d in deltas.values() {
+            self.pending.rows_in += d.len() as u64;
+        }
         let mut outputs: Vec<Option<ChangeBatch>> = Vec::with_capacity(self.nodes.len());
         for node in self.nodes.iter_mut() {
             // Data is judged against the watermark before this epoch's advance.
             let mut ctx = Ctx::new(epoch, self.watermark);
+            let started = std::time::Instant::now();
             let mut parts = Vec::new();
             for (i, input) in node.inputs.iter().enumerate() {
                 let delta = match input {
@@ -122,6 +162,7 @@ impl Dataflow {
                     Input::Node(n) => outputs[*n].clone(),
                 };
                 if let Some(d) = delta {
+                    node.pending.rows_in += d.len() as u64;
                     parts.push(node.op.process(i, d, &mut ctx)?);
                 }
             }
@@ -131,11 +172,14 @@ impl Dataflow {
                 }
             }
             node.pending_late += ctx.late_rows();
-            outputs.push(if parts.is_empty() {
+            let out = if parts.is_empty() {
                 None
             } else {
                 Some(ChangeBatch::concat(&node.schema, &parts)?)
-            });
+            };
+            node.pending.rows_out += out.as_ref().map_or(0, |o| o.len() as u64);
+            node.pending.busy += started.elapsed();
+            outputs.push(out);
         }
         if advance.is_some() {
             self.watermark = advance;
@@ -145,7 +189,11 @@ impl Dataflow {
             Input::Node(n) => outputs[n].take(),
         };
         match out {
-            Some(d) => Ok(Some(d.consolidate()?.with_schema(self.schema.clone())?)),
+            Some(d) => {
+                let d = d.consolidate()?.with_schema(self.schema.clone())?;
+                self.pending.rows_out += d.len() as u64;
+                Ok(Some(d))
+            }
             None => Ok(None),
         }
     }
@@ -159,8 +207,16 @@ impl Dataflow {
                 t.commit();
             }
             node.late_rows += std::mem::take(&mut node.pending_late);
+            let done = std::mem::take(&mut node.pending);
+            node.counters.add(done);
         }
         self.committed_watermark = self.watermark;
+        let done = std::mem::take(&mut self.pending);
+        self.counters.rows_in += done.rows_in;
+        self.counters.rows_out += done.rows_out;
+        if done.rows_in > 0 {
+            self.counters.last_input_at = Some(std::time::SystemTime::now());
+        }
         Ok(())
     }
 
@@ -172,7 +228,9 @@ impl Dataflow {
                 t.abort();
             }
             node.pending_late = 0;
+            node.pending = NodeCounters::default();
         }
+        self.pending = FlowCounters::default();
         self.watermark = self.committed_watermark;
     }
 
@@ -249,11 +307,18 @@ impl Dataflow {
     /// EXPLAIN text: the operators from the view down to its sources.
     pub fn explain(&self) -> String {
         let mut lines = Vec::new();
-        self.explain_input(self.output, 0, &mut lines);
+        self.explain_input(self.output, 0, false, &mut lines);
         lines.join("\n")
     }
 
-    fn explain_input(&self, input: Input, depth: usize, lines: &mut Vec<String>) {
+    /// EXPLAIN ANALYZE text: [`Self::explain`] with each operator's committed counters.
+    pub fn explain_analyze(&self) -> String {
+        let mut lines = Vec::new();
+        self.explain_input(self.output, 0, true, &mut lines);
+        lines.join("\n")
+    }
+
+    fn explain_input(&self, input: Input, depth: usize, analyze: bool, lines: &mut Vec<String>) {
         let pad = "  ".repeat(depth);
         match input {
             Input::Source(s) => lines.push(format!("{pad}Source: {}", self.sources[s])),
@@ -265,9 +330,25 @@ impl Dataflow {
                 } else {
                     String::new()
                 };
-                lines.push(format!("{pad}{}{state}", node.op.describe()));
+                let counters = if analyze {
+                    let c = &node.counters;
+                    let late = if node.late_rows > 0 {
+                        format!(", late {}", node.late_rows)
+                    } else {
+                        String::new()
+                    };
+                    format!(
+                        "  (rows in {}, out {}{late}, time {:.3} ms)",
+                        c.rows_in,
+                        c.rows_out,
+                        c.busy.as_secs_f64() * 1e3
+                    )
+                } else {
+                    String::new()
+                };
+                lines.push(format!("{pad}{}{state}{counters}", node.op.describe()));
                 for i in &node.inputs {
-                    self.explain_input(*i, depth + 1, lines);
+                    self.explain_input(*i, depth + 1, analyze, lines);
                 }
             }
         }

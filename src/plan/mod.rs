@@ -197,6 +197,8 @@ impl<'a> Lowering<'a> {
             committed_watermark: None,
             epoch: 0,
             watermark_sources,
+            counters: Default::default(),
+            pending: Default::default(),
         })
     }
 

@@ -40,9 +40,11 @@ impl ConnectionHandlers {
         db: Arc<Database>,
         config: &super::ServerConfig,
         manager: Arc<pgwire::api::ConnectionManager>,
+        peer: Option<std::net::SocketAddr>,
     ) -> Self {
         ConnectionHandlers {
             conn: Arc::new(Connection {
+                activity: db.metrics().connection_opened(peer),
                 db,
                 session: Mutex::new(Session::default()),
                 parser: Arc::new(SqlParser),
@@ -80,6 +82,8 @@ impl PgWireServerHandlers for ConnectionHandlers {
 
 pub struct Connection {
     db: Arc<Database>,
+    /// This connection's row in `eddy_connections`, removed when the connection ends.
+    activity: crate::metrics::ConnectionHandle,
     session: Mutex<Session>,
     parser: Arc<SqlParser>,
     cursors: Mutex<Cursors>,
@@ -559,6 +563,7 @@ impl SimpleQueryHandler for Connection {
         let text = copy
             .clone()
             .unwrap_or_else(|| query.query.trim().to_string());
+        let _active = self.activity.statement(client.metadata(), &text);
         let out = {
             let mut session = self.session.lock().await;
             self.db.execute(&mut session, &text, &[]).await
@@ -658,7 +663,7 @@ impl SimpleQueryHandler for Connection {
         pgwire::api::query::send_ready_for_query(client, client.transaction_status()).await
     }
 
-    async fn do_query<C>(&self, _client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore,
@@ -679,6 +684,7 @@ impl SimpleQueryHandler for Connection {
                 )))));
                 break;
             }
+            let _active = self.activity.statement(client.metadata(), &st.text);
             let r = match cursor::parse(&st.text) {
                 Some(Ok(stmt)) => {
                     match self.cursor_statement(stmt, &[], &Format::UnifiedText).await {
@@ -860,6 +866,9 @@ impl ExtendedQueryHandler for Connection {
         client.set_state(PgWireConnectionState::QueryInProgress);
         let cancel = arm_cancel(client).await;
         let params = self.parameters(&portal).await?;
+        let _active = self
+            .activity
+            .statement(client.metadata(), &portal.statement.statement);
         let out = {
             let mut session = self.session.lock().await;
             self.db
@@ -896,7 +905,7 @@ impl ExtendedQueryHandler for Connection {
 
     async fn do_query<C>(
         &self,
-        _client: &mut C,
+        client: &mut C,
         portal: &Portal<String>,
         _max_rows: usize,
     ) -> PgWireResult<Response>
@@ -907,6 +916,9 @@ impl ExtendedQueryHandler for Connection {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let params = self.parameters(portal).await?;
+        let _active = self
+            .activity
+            .statement(client.metadata(), &portal.statement.statement);
         if let Some(stmt) = cursor::parse(&portal.statement.statement) {
             let stmt = stmt.map_err(to_pgwire)?;
             return self

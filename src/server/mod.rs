@@ -4,6 +4,7 @@
 
 mod cursor;
 mod handler;
+mod http;
 mod params;
 mod startup;
 
@@ -15,6 +16,7 @@ use tokio::net::TcpListener;
 
 use crate::database::Database;
 use handler::ConnectionHandlers;
+pub use http::serve_http;
 
 /// How clients authenticate.
 #[derive(Debug, Clone, Default)]
@@ -95,7 +97,7 @@ pub async fn serve_with(
                 continue;
             }
         };
-        let handlers = ConnectionHandlers::new(db.clone(), &config, manager.clone());
+        let handlers = ConnectionHandlers::new(db.clone(), &config, manager.clone(), Some(peer));
         let tls = config.tls.clone();
         tokio::spawn(async move {
             if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {

@@ -116,6 +116,8 @@ pub enum EddyStatement {
     Describe(String),
     /// `EXPLAIN name`: the dataflow of a view.
     ExplainRelation(String),
+    /// `EXPLAIN ANALYZE view`: the operator tree with its live counters.
+    ExplainAnalyze(String),
     /// `EXPLAIN CREATE ... AS SELECT`: the dataflow a view would get.
     ExplainCreate(Box<EddyStatement>),
     /// `EXPLAIN SELECT ...`: DataFusion's batch plan.
@@ -582,6 +584,18 @@ fn parse_drop(sql: &str, kind: DropKind) -> Result<EddyStatement> {
 fn parse_explain(sql: &str) -> Result<EddyStatement> {
     let rest = sql.trim_start()[7..].trim_start();
     let mut p = Parser::new(&PostgreSqlDialect {}).try_with_sql(rest)?;
+    if p.parse_keyword(Keyword::ANALYZE) {
+        let name = p
+            .parse_object_name(false)
+            .ok()
+            .filter(|_| matches!(p.peek_token().token, Token::EOF | Token::SemiColon));
+        return match name {
+            Some(name) => Ok(EddyStatement::ExplainAnalyze(object_name(&name))),
+            None => Err(EddyError::unsupported(
+                "EXPLAIN ANALYZE of anything but a relation name: views run all the time, so EXPLAIN ANALYZE shows a view's live counters (EXPLAIN ANALYZE view_name)",
+            )),
+        };
+    }
     // `EXPLAIN name`: a single (possibly qualified) identifier.
     if let Ok(name) = p.parse_object_name(false) {
         if matches!(p.peek_token().token, Token::EOF | Token::SemiColon) {
@@ -858,6 +872,19 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn explain_analyze_takes_a_relation_name() {
+        assert!(
+            matches!(parse_statement("EXPLAIN ANALYZE per_page").unwrap(), EddyStatement::ExplainAnalyze(n) if n == "per_page")
+        );
+        assert_eq!(
+            parse_statement("EXPLAIN ANALYZE SELECT 1")
+                .unwrap_err()
+                .sqlstate(),
+            "0A000"
+        );
     }
 
     #[test]

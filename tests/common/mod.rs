@@ -12,6 +12,8 @@ pub struct Server {
     child: Option<Child>,
     pub addr: String,
     pub port: u16,
+    /// The HTTP port, when started with `--http-listen`.
+    pub http_port: Option<u16>,
     pub data_dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -93,10 +95,18 @@ impl Server {
         let mut reader = BufReader::new(stdout);
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut line = String::new();
+        let mut http_port = None;
         let addr = loop {
             line.clear();
             if reader.read_line(&mut line).expect("read eddy stdout") == 0 {
                 panic!("eddy exited before listening");
+            }
+            if let Some(rest) = line.strip_prefix("eddy http on ") {
+                http_port = rest
+                    .split_whitespace()
+                    .next()
+                    .and_then(|a| a.rsplit(':').next())
+                    .and_then(|p| p.parse().ok());
             }
             if let Some(rest) = line.strip_prefix("eddy listening on ") {
                 break rest.split_whitespace().next().expect("address").to_string();
@@ -119,6 +129,7 @@ impl Server {
             child: Some(child),
             addr,
             port,
+            http_port,
             data_dir: dir.to_path_buf(),
             _tmp: None,
         }
@@ -133,6 +144,27 @@ impl Server {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, as `docker stop` sends it; waits for the exit.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        let sent = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()
+            .ok()?;
+        assert!(sent.success(), "kill -TERM failed");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = c.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                panic!("eddy did not stop on SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
