@@ -347,6 +347,7 @@ impl Database {
                 }
                 inner.expand_hidden(&mut copy);
                 inner.rewrite_windows(&mut copy, None)?;
+                crate::sql::pg_literals::rewrite(&mut copy);
             }
             rewritten = copy;
             &rewritten

@@ -5,6 +5,7 @@
 mod cursor;
 mod handler;
 mod params;
+pub mod pg_text;
 mod startup;
 
 use std::net::SocketAddr;
