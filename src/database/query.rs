@@ -78,7 +78,7 @@ pub(super) fn with_postgres_functions(state: SessionState) -> Result<SessionStat
         }),
     ));
     super::pg_functions::register_static(&ctx);
-    Ok(ctx.state())
+    Ok(crate::functions::with_postgres_semantics(ctx.state()))
 }
 
 /// Marks session window bounds in a plan. Only the dataflow can compute them (a row's

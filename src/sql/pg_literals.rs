@@ -125,7 +125,50 @@ fn arrow_cast(e: Expr, ty: &str) -> Expr {
     })
 }
 
+fn is_float_type(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Real
+            | DataType::Float4
+            | DataType::Float8
+            | DataType::Double(_)
+            | DataType::DoublePrecision
+            | DataType::Float(_)
+    )
+}
+
 fn rewrite_literal(e: &mut Expr) {
+    // `1e15::float8`: a decimal literal goes to float through its text, as Postgres reads
+    // it; Arrow's decimal-to-float cast is not correctly rounded (999999999999999.9).
+    if let Expr::Cast {
+        expr, data_type, ..
+    } = e
+    {
+        if is_float_type(data_type) {
+            if let Expr::Value(v) = expr.as_mut() {
+                if let Value::Number(n, _) = &v.value {
+                    v.value = Value::SingleQuotedString(n.clone());
+                    return;
+                }
+            }
+        }
+    }
+    // `'\\xdeadbeef'::bytea` is hex input (or escape input), not the string's own bytes.
+    let bytea_text = match e {
+        Expr::Cast {
+            expr, data_type, ..
+        } if matches!(data_type, DataType::Bytea) => string_of(expr).map(str::to_string),
+        Expr::TypedString(t) if matches!(t.data_type, DataType::Bytea) => match &t.value.value {
+            Value::SingleQuotedString(s) => Some(s.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    if let Some(bytes) = bytea_text.as_deref().and_then(parse_bytea) {
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        *e = decode_hex(hex);
+        return;
+    }
     match e {
         Expr::Cast {
             expr, data_type, ..
@@ -167,6 +210,66 @@ fn rewrite_literal(e: &mut Expr) {
         }
         _ => {}
     }
+}
+
+/// Postgres bytea input: `\\x` hex, or the escape format (`\\\\`, `\\ooo`).
+pub fn parse_bytea(s: &str) -> Option<Vec<u8>> {
+    if let Some(hex) = s.strip_prefix("\\x").or_else(|| s.strip_prefix("\\X")) {
+        let digits: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+        if digits.len() % 2 != 0 {
+            return None;
+        }
+        return digits
+            .chunks(2)
+            .map(|p| u8::from_str_radix(std::str::from_utf8(p).ok()?, 16).ok())
+            .collect();
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            out.push(b[i]);
+            i += 1;
+        } else if b.get(i + 1) == Some(&b'\\') {
+            out.push(b'\\');
+            i += 2;
+        } else {
+            let oct = b.get(i + 1..i + 4)?;
+            if !oct.iter().all(|c| (b'0'..=b'7').contains(c)) {
+                return None;
+            }
+            out.push(u8::from_str_radix(std::str::from_utf8(oct).ok()?, 8).ok()?);
+            i += 4;
+        }
+    }
+    Some(out)
+}
+
+fn decode_hex(hex: String) -> Expr {
+    use datafusion::sql::sqlparser::ast::{
+        Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident,
+        ObjectName, ObjectNamePart,
+    };
+    let arg = |s: String| {
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::value(
+            Value::SingleQuotedString(s),
+        )))
+    };
+    Expr::Function(Function {
+        name: ObjectName(vec![ObjectNamePart::Identifier(Ident::new("decode"))]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: vec![arg(hex), arg("hex".into())],
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
 }
 
 fn field_unit(f: &DateTimeField) -> Option<&'static str> {
