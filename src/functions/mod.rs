@@ -6,6 +6,7 @@
 //! patterns, …). The invariant: each one either answers as PostgreSQL 15 would or fails
 //! the statement with an SQL error — never a different value.
 
+mod casts;
 mod datetime;
 mod math;
 mod row_fn;
@@ -21,6 +22,7 @@ use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExp
 use datafusion::logical_expr::{cast, Expr, ExprSchemable, ScalarUDF};
 use datafusion::sql::sqlparser::ast::BinaryOperator;
 
+pub use casts::check_casts;
 pub use row_fn::RowFunction;
 
 /// Add eddy's Postgres planner (ahead of DataFusion's own) and functions to a session.
@@ -30,8 +32,16 @@ pub fn with_postgres_semantics(state: SessionState) -> SessionState {
     let mut state = SessionStateBuilder::new_from_existing(state)
         .with_expr_planners(planners)
         .build();
+    use datafusion::execution::FunctionRegistry;
     for f in functions() {
-        let _ = datafusion::execution::FunctionRegistry::register_udf(&mut state, f);
+        // Remove DataFusion's function of that name with all its aliases first: a stale
+        // alias (to_char's `date_format`) would bring the old function back under our name
+        // whenever a SessionStateBuilder re-registers the map's values in hash order.
+        let _ = state.deregister_udf(f.name());
+        for alias in f.aliases() {
+            let _ = state.deregister_udf(alias);
+        }
+        let _ = state.register_udf(f);
     }
     state
 }
