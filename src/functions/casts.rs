@@ -37,6 +37,14 @@ pub fn postgres_allows(from: &DataType, to: &DataType) -> bool {
     if matches!(to, T::Utf8 | T::LargeUtf8 | T::Utf8View) {
         return true;
     }
+    // eddy keeps timestamp <-> bigint (its epoch-based event times, and existing clients
+    // rely on it); Postgres has no such cast.
+    if matches!(
+        (from, to),
+        (T::Timestamp(_, _), T::Int64) | (T::Int64, T::Timestamp(_, _))
+    ) {
+        return true;
+    }
     // numbers and date/time values do not convert into each other
     if (is_number(from) && is_temporal(to)) || (is_temporal(from) && is_number(to)) {
         return false;
@@ -121,7 +129,8 @@ mod tests {
     fn casts_postgres_lacks() {
         let ts = DataType::Timestamp(TimeUnit::Microsecond, None);
         assert!(!postgres_allows(&DataType::Int32, &DataType::Date32));
-        assert!(!postgres_allows(&ts, &DataType::Int64));
+        assert!(!postgres_allows(&ts, &DataType::Int32));
+        assert!(postgres_allows(&ts, &DataType::Int64)); // eddy's extension
         assert!(!postgres_allows(&DataType::Float64, &DataType::Boolean));
         assert!(postgres_allows(&DataType::Int32, &DataType::Boolean));
         assert!(postgres_allows(&DataType::Date32, &ts));
