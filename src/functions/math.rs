@@ -348,8 +348,54 @@ fn rounding(name: &'static str, up: bool) -> Arc<ScalarUDF> {
     }
 }
 
+/// `f` on a double, with Postgres' domain errors instead of NaN or infinity.
+fn checked_float(
+    a: &ScalarValue,
+    f: fn(f64) -> f64,
+    check: fn(f64) -> Option<(&'static str, &'static str)>,
+) -> Result<ScalarValue> {
+    let Some(x) = float_arg(a)? else {
+        return Ok(ScalarValue::Float64(None));
+    };
+    if let Some((code, message)) = check(x) {
+        return Err(user_error(code, message));
+    }
+    Ok(ScalarValue::Float64(Some(f(x))))
+}
+
+fn log_domain(x: f64) -> Option<(&'static str, &'static str)> {
+    if x == 0.0 {
+        Some(("2201E", "cannot take logarithm of zero"))
+    } else if x < 0.0 {
+        Some(("2201E", "cannot take logarithm of a negative number"))
+    } else {
+        None
+    }
+}
+
+fn unit_domain(x: f64) -> Option<(&'static str, &'static str)> {
+    (!x.is_nan() && !(-1.0..=1.0).contains(&x)).then_some(("22003", "input is out of range"))
+}
+
 pub fn functions() -> Vec<Arc<ScalarUDF>> {
     vec![
+        RowFunction::udf("ln", one_number(), f64_ret, |a, _| {
+            checked_float(&a[0], f64::ln, log_domain)
+        }),
+        RowFunction::udf("log10", one_number(), f64_ret, |a, _| {
+            checked_float(&a[0], f64::log10, log_domain)
+        }),
+        RowFunction::udf("sqrt", one_number(), f64_ret, |a, _| {
+            checked_float(&a[0], f64::sqrt, |x| {
+                (x < 0.0).then_some(("2201F", "cannot take square root of a negative number"))
+            })
+        }),
+        RowFunction::udf("asin", one_number(), f64_ret, |a, _| {
+            checked_float(&a[0], f64::asin, unit_domain)
+        }),
+        RowFunction::udf("acos", one_number(), f64_ret, |a, _| {
+            checked_float(&a[0], f64::acos, unit_domain)
+        }),
         RowFunction::udf("sind", one_number(), f64_ret, |a, _| {
             Ok(ScalarValue::Float64(
                 float_arg(&a[0])?.map(sind).transpose()?,

@@ -137,7 +137,116 @@ fn is_float_type(t: &DataType) -> bool {
     )
 }
 
+/// `-3 ^ 2`: Postgres binds unary minus tighter than `^` (9); sqlparser parses
+/// `-(3 ^ 2)`. Move the minus onto the leftmost operand of the `^` chain.
+fn negate_power_base(e: &mut Expr) {
+    use datafusion::sql::sqlparser::ast::{BinaryOperator, UnaryOperator};
+    let Expr::UnaryOp {
+        op: UnaryOperator::Minus,
+        expr,
+    } = e
+    else {
+        return;
+    };
+    if !matches!(
+        expr.as_ref(),
+        Expr::BinaryOp {
+            op: BinaryOperator::PGExp,
+            ..
+        }
+    ) {
+        return;
+    }
+    let mut inner = std::mem::replace(expr.as_mut(), Expr::value(Value::Null));
+    let mut base = &mut inner;
+    while let Expr::BinaryOp {
+        op: BinaryOperator::PGExp,
+        left,
+        ..
+    } = base
+    {
+        base = left.as_mut();
+    }
+    let operand = std::mem::replace(base, Expr::value(Value::Null));
+    *base = Expr::UnaryOp {
+        op: UnaryOperator::Minus,
+        expr: Box::new(operand),
+    };
+    *e = inner;
+}
+
+/// `x SIMILAR TO 'pattern'` as the anchored regular expression Postgres builds from the
+/// pattern (`%` any string, `_` any character, regex alternation and grouping kept).
+fn similar_to_regex(e: &mut Expr) {
+    use datafusion::sql::sqlparser::ast::BinaryOperator;
+    let Expr::SimilarTo {
+        negated,
+        expr,
+        pattern,
+        escape_char: None,
+    } = e
+    else {
+        return;
+    };
+    let Some(p) = string_of(pattern) else { return };
+    let Some(regex) = similar_to_pattern(p) else {
+        return;
+    };
+    let op = if *negated {
+        BinaryOperator::PGRegexNotMatch
+    } else {
+        BinaryOperator::PGRegexMatch
+    };
+    *e = Expr::BinaryOp {
+        left: Box::new(std::mem::replace(expr.as_mut(), Expr::value(Value::Null))),
+        op,
+        right: Box::new(Expr::value(Value::SingleQuotedString(regex))),
+    };
+}
+
+/// Postgres' similar_to_escape with the default escape `\`.
+pub fn similar_to_pattern(p: &str) -> Option<String> {
+    let mut out = String::from("^(?:");
+    let mut chars = p.chars();
+    let mut in_bracket = false;
+    while let Some(c) = chars.next() {
+        if in_bracket {
+            if c == ']' {
+                in_bracket = false;
+            }
+            out.push(c);
+            continue;
+        }
+        match c {
+            '\\' => {
+                let next = chars.next()?;
+                if next.is_alphanumeric() {
+                    out.push(next);
+                } else {
+                    out.push('\\');
+                    out.push(next);
+                }
+            }
+            '%' => out.push_str(".*"),
+            '_' => out.push('.'),
+            '[' => {
+                in_bracket = true;
+                out.push(c);
+            }
+            '.' | '^' | '$' => {
+                out.push('\\');
+                out.push(c);
+            }
+            other => out.push(other),
+        }
+    }
+    out.push_str(")$");
+    Some(out)
+}
+
 fn rewrite_literal(e: &mut Expr) {
+    negate_power_base(e);
+    similar_to_regex(e);
     // `1e15::float8`: a decimal literal goes to float through its text, as Postgres reads
     // it; Arrow's decimal-to-float cast is not correctly rounded (999999999999999.9).
     if let Expr::Cast {
