@@ -70,7 +70,28 @@ impl ScalarUDFImpl for Extract {
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
         let field = field_of(args.scalar_arguments.first().copied().flatten())
             .ok_or_else(|| DataFusionError::Plan("EXTRACT needs a field name".into()))?;
-        let scale = extract_scale(&field, args.arg_fields[1].data_type());
+        let arg = args.arg_fields[1].data_type();
+        let time_unit = matches!(
+            field.as_str(),
+            "hour"
+                | "hours"
+                | "minute"
+                | "minutes"
+                | "second"
+                | "seconds"
+                | "millisecond"
+                | "milliseconds"
+                | "microsecond"
+                | "microseconds"
+        );
+        if time_unit && matches!(arg, DataType::Date32 | DataType::Date64) {
+            return Err(DataFusionError::External(Box::new(
+                crate::error::EddyError::Unsupported(format!(
+                    "unit \"{field}\" not supported for type date"
+                )),
+            )));
+        }
+        let scale = extract_scale(&field, arg);
         Ok(Arc::new(Field::new(
             self.name(),
             DataType::Decimal128(30, scale),

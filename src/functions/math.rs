@@ -98,6 +98,48 @@ pub fn checked(op: CheckedOp) -> Arc<ScalarUDF> {
     }
 }
 
+/// `a / b` on floats: 22012 when dividing a number by zero, 22003 when a finite quotient
+/// overflows (Postgres' float8div / float4div).
+pub fn float_div() -> Arc<ScalarUDF> {
+    static F: OnceLock<Arc<ScalarUDF>> = OnceLock::new();
+    F.get_or_init(|| {
+        let sig = Signature::one_of(
+            vec![
+                TypeSignature::Exact(vec![DataType::Float64, DataType::Float64]),
+                TypeSignature::Exact(vec![DataType::Float32, DataType::Float32]),
+            ],
+            Volatility::Immutable,
+        );
+        RowFunction::udf("eddy_float_div", sig, same_type, |a, _| {
+            let check = |x: f64, y: f64| -> Result<()> {
+                if y == 0.0 && !x.is_nan() {
+                    return Err(user_error("22012", "division by zero"));
+                }
+                if (x / y).is_infinite() && x.is_finite() && y.is_finite() {
+                    return Err(user_error("22003", "value out of range: overflow"));
+                }
+                Ok(())
+            };
+            match (&a[0], &a[1]) {
+                (ScalarValue::Float64(Some(x)), ScalarValue::Float64(Some(y))) => {
+                    check(*x, *y)?;
+                    Ok(ScalarValue::Float64(Some(x / y)))
+                }
+                (ScalarValue::Float32(Some(x)), ScalarValue::Float32(Some(y))) => {
+                    check(*x as f64, *y as f64)?;
+                    if (x / y).is_infinite() && x.is_finite() {
+                        return Err(user_error("22003", "value out of range: overflow"));
+                    }
+                    Ok(ScalarValue::Float32(Some(x / y)))
+                }
+                (ScalarValue::Float32(_), _) => Ok(ScalarValue::Float32(None)),
+                _ => Ok(ScalarValue::Float64(None)),
+            }
+        })
+    })
+    .clone()
+}
+
 const USECS_PER_SEC: f64 = 1e6;
 const SECS_PER_DAY: f64 = 86_400.0;
 const DAYS_PER_MONTH: f64 = 30.0;

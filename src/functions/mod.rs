@@ -170,6 +170,19 @@ impl ExprPlanner for PostgresPlanner {
             }));
         }
 
+        // float division by zero is 22012, not Infinity
+        if op == BinaryOperator::Divide && (lt.is_floating() || rt.is_floating()) {
+            let t = if lt == DataType::Float32 && rt == DataType::Float32 {
+                DataType::Float32
+            } else {
+                DataType::Float64
+            };
+            return Ok(PlannerResult::Planned(call(
+                math::float_div(),
+                vec![cast_if(left, &lt, &t), cast_if(right, &rt, &t)],
+            )));
+        }
+
         // real mixed with an integer or numeric is computed in double precision
         let real_mix = |a: &DataType, b: &DataType| {
             *a == DataType::Float32 && (b.is_integer() || matches!(b, DataType::Decimal128(_, _)))
