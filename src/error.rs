@@ -140,6 +140,12 @@ fn classify_arrow(e: ArrowError) -> EddyError {
         ArrowError::CastError(m) | ArrowError::ParseError(m) => {
             let code = if m.contains("overflow") || m.contains("Can't cast value") {
                 "22003"
+            } else if ["Date32", "Timestamp", "Time64", "Interval"]
+                .iter()
+                .any(|t| m.contains(&format!("to value of {t}")))
+            {
+                // date/time field value out of range (or unreadable)
+                "22008"
             } else {
                 "22P02"
             };
@@ -164,6 +170,9 @@ fn classify_datafusion(e: DataFusionError) -> EddyError {
     match e {
         DataFusionError::ArrowError(a, _) => classify_arrow(*a),
         DataFusionError::SQL(p, _) => EddyError::from(*p),
+        DataFusionError::NotImplemented(m) if m.contains("Unsupported CAST") => {
+            EddyError::query("42846", strip_df_noise(&m))
+        }
         DataFusionError::NotImplemented(m) => EddyError::Unsupported(
             m.trim_start_matches("This feature is not implemented: ")
                 .to_string(),

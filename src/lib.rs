@@ -22,6 +22,7 @@ pub mod core;
 pub mod database;
 pub mod dataflow;
 pub mod error;
+pub mod functions;
 pub mod metrics;
 pub mod plan;
 pub mod server;

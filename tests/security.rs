@@ -60,7 +60,8 @@ async fn wrong_password_is_28p01() {
         .expect("right password");
     tokio::spawn(conn);
     let row = client.query_one("SELECT 1 + 1", &[]).await.unwrap();
-    assert_eq!(row.get::<_, i64>(0), 2);
+    // int4, as in Postgres: integer literals that fit are int4.
+    assert_eq!(row.get::<_, i32>(0), 2);
 }
 
 #[test]

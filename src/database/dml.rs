@@ -10,7 +10,7 @@ use datafusion::arrow::compute::{can_cast_types, cast_with_options, concat_batch
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::util::display::FormatOptions;
 use datafusion::sql::sqlparser::ast::{
-    Assignment, AssignmentTarget, Expr, FromTable, Statement, TableFactor, TableObject,
+    Assignment, AssignmentTarget, Expr, FromTable, SetExpr, Statement, TableFactor, TableObject,
 };
 
 use super::{Database, Output};
@@ -158,6 +158,23 @@ impl Database {
                 ));
             }
         }
+        // Postgres types a VALUES string by its target column, not by its neighbours:
+        // `VALUES (1.5), ('NaN')` into a float column is two floats.
+        let typed_source;
+        let source = if let SetExpr::Values(_) = source.body.as_ref() {
+            let mut copy = source.as_ref().clone();
+            if let SetExpr::Values(v) = copy.body.as_mut() {
+                let types: Vec<_> = targets
+                    .iter()
+                    .map(|t| schema.field(*t).data_type().clone())
+                    .collect();
+                type_value_strings(v, &types);
+            }
+            typed_source = copy;
+            &typed_source
+        } else {
+            source.as_ref()
+        };
         let (src_schema, batches) = self.run_query(source).await?;
         let src_cols = src_schema.fields().len();
         if src_cols > targets.len() {
@@ -351,6 +368,44 @@ pub(crate) fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
+/// Cast the literals of VALUES rows to their target column's type where that is a float,
+/// as Postgres does: otherwise `VALUES (1.5), ('NaN')` would type the column by its decimal
+/// literal, which has no NaN. Everything else is cast strictly by [`cast_value`].
+fn type_value_strings(
+    values: &mut datafusion::sql::sqlparser::ast::Values,
+    types: &[datafusion::arrow::datatypes::DataType],
+) {
+    use datafusion::arrow::datatypes::DataType as T;
+    use datafusion::sql::sqlparser::ast::{CastKind, DataType as S, Expr, Value};
+    for row in values.rows.iter_mut() {
+        for (e, ty) in row.iter_mut().zip(types) {
+            let literal = |e: &Expr| {
+                matches!(e, Expr::Value(v)
+                    if matches!(v.value, Value::SingleQuotedString(_) | Value::Number(_, _)))
+            };
+            let is_literal = match &*e {
+                Expr::UnaryOp { expr, .. } => literal(expr),
+                other => literal(other),
+            };
+            if !is_literal {
+                continue;
+            }
+            let sql_type = match ty {
+                T::Float32 => S::Real,
+                T::Float64 => S::DoublePrecision,
+                _ => continue,
+            };
+            *e = Expr::Cast {
+                kind: CastKind::Cast,
+                expr: Box::new(e.clone()),
+                data_type: sql_type,
+                array: false,
+                format: None,
+            };
+        }
+    }
+}
+
 /// Cast a value column to its target column type, strictly: no silent NULLs, no wrapping.
 fn cast_value(
     array: &ArrayRef,
@@ -386,6 +441,28 @@ fn cast_value(
     // and decimals, and to decimals of a smaller scale.
     let rounded = round_for(array, target)?;
     let array = rounded.as_ref().unwrap_or(array);
+    // Date/time and interval text in every form Postgres reads (see sql::pg_literals).
+    let normalized;
+    let array = match (crate::sql::pg_literals::Kind::of_arrow(target), source) {
+        (Some(kind), T::Utf8) => {
+            use datafusion::arrow::array::StringArray;
+            let strings = array
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| EddyError::internal("Utf8 column is not a StringArray"))?;
+            let out: StringArray = strings
+                .iter()
+                .map(|v| {
+                    v.map(|s| {
+                        crate::sql::pg_literals::normalize(kind, s).unwrap_or_else(|| s.into())
+                    })
+                })
+                .collect();
+            normalized = std::sync::Arc::new(out) as ArrayRef;
+            &normalized
+        }
+        _ => array,
+    };
     // BYTEA text input is hex (\x0102), as Postgres writes it.
     if matches!(target, T::Binary) && matches!(source, T::Utf8) {
         return decode_bytea(array, column);

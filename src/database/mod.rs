@@ -228,6 +228,8 @@ fn base_config() -> SessionConfig {
     let opts = config.options_mut();
     opts.sql_parser.map_string_types_to_utf8view = false;
     opts.execution.parquet.schema_force_view_types = false;
+    // Postgres reads `0.1` as a numeric literal, not a double.
+    opts.sql_parser.parse_float_as_decimal = true;
     config
 }
 

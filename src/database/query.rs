@@ -78,7 +78,7 @@ pub(super) fn with_postgres_functions(state: SessionState) -> Result<SessionStat
         }),
     ));
     super::pg_functions::register_static(&ctx);
-    Ok(ctx.state())
+    Ok(crate::functions::with_postgres_semantics(ctx.state()))
 }
 
 /// Marks session window bounds in a plan. Only the dataflow can compute them (a row's
@@ -357,6 +357,7 @@ impl Database {
                 }
                 inner.expand_hidden(&mut copy);
                 inner.rewrite_windows(&mut copy, None)?;
+                crate::sql::pg_literals::rewrite(&mut copy);
             }
             rewritten = copy;
             &rewritten
@@ -371,6 +372,7 @@ impl Database {
         let ctx = self.snapshot_context(state, &names, &catalogs, for_view)?;
         let stmt = DfStatement::Statement(Box::new(Statement::Query(Box::new(q.clone()))));
         let plan = ctx.state().statement_to_plan(stmt).await?;
+        crate::functions::check_casts(&plan)?;
         // Views: run the analyzer (type coercion) only; the view state has no optimizer
         // rules, so the plan keeps the query's shape.
         let plan = if for_view {

@@ -247,7 +247,7 @@ fn rows_response(
     let fields = Arc::new(fields(schema, format)?);
     let f = fields.clone();
     let rows = stream::iter(batches)
-        .flat_map(move |b| stream::iter(arrow_pg::datatypes::encode_recordbatch(f.clone(), b)));
+        .flat_map(move |b| stream::iter(super::pg_text::encode_batch(f.clone(), b)));
     Ok(Response::Query(QueryResponse::new(fields, rows)))
 }
 
@@ -269,7 +269,7 @@ fn subscription_response(
     let rows_fields = fields.clone();
     let rows = batches.flat_map(move |b| {
         let items: Vec<PgWireResult<pgwire::messages::data::DataRow>> = match b {
-            Ok(b) => arrow_pg::datatypes::encode_recordbatch(rows_fields.clone(), b).collect(),
+            Ok(b) => super::pg_text::encode_batch(rows_fields.clone(), b).collect(),
             Err(e) => vec![Err(e)],
         };
         stream::iter(items)
@@ -405,29 +405,19 @@ fn subscription_batches(
 
 /// Rows of a batch in COPY text format: tab-separated, `\N` for NULL, one line each.
 fn copy_text(batch: &RecordBatch) -> PgWireResult<String> {
-    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-    let opts = FormatOptions::default();
-    let formatters = batch
-        .columns()
-        .iter()
-        .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
     let mut out = String::new();
     for r in 0..batch.num_rows() {
-        for (i, (f, c)) in formatters.iter().zip(batch.columns()).enumerate() {
+        for (i, c) in batch.columns().iter().enumerate() {
             if i > 0 {
                 out.push('\t');
             }
-            if c.is_null(r) {
-                out.push_str("\\N");
-            } else {
-                let v = f.value(r).to_string();
-                out.push_str(
+            match super::pg_text::format_value(c, r) {
+                None => out.push_str("\\N"),
+                Some(v) => out.push_str(
                     &v.replace('\\', "\\\\")
                         .replace('\t', "\\t")
                         .replace('\n', "\\n"),
-                );
+                ),
             }
         }
         out.push('\n');

@@ -8,6 +8,7 @@ pub mod kafka;
 pub mod naming;
 pub mod parser;
 pub mod pg_compat;
+pub mod pg_literals;
 pub mod split;
 pub mod types;
 pub mod windows;

@@ -647,12 +647,47 @@ fn parse_set(sql: &str) -> Result<EddyStatement> {
     })
 }
 
+/// A Postgres-dialect parser over `sql`, with one fix: sqlparser reads `TOP n` after
+/// SELECT in every dialect, but Postgres has no TOP, so there `top` is a column name
+/// (`SELECT top FROM t`). Such a word is handed to the parser as an identifier.
+fn postgres_parser(sql: &str) -> Result<Parser<'static>> {
+    use datafusion::sql::sqlparser::tokenizer::{Token, Word};
+    static DIALECT: PostgreSqlDialect = PostgreSqlDialect {};
+    let mut tokens = Tokenizer::new(&DIALECT, sql)
+        .tokenize_with_location()
+        .map_err(|e| EddyError::syntax(format!("syntax error: {e}")))?;
+    let mut prev: Option<Keyword> = None;
+    for t in tokens.iter_mut() {
+        match &t.token {
+            Token::Whitespace(_) => continue,
+            Token::Word(w) => {
+                let after_select = matches!(
+                    prev,
+                    Some(Keyword::SELECT) | Some(Keyword::DISTINCT) | Some(Keyword::ALL)
+                );
+                if w.keyword == Keyword::TOP && w.quote_style.is_none() && after_select {
+                    t.token = Token::Word(Word {
+                        value: w.value.to_lowercase(),
+                        quote_style: Some('"'),
+                        keyword: Keyword::NoKeyword,
+                    });
+                    prev = None;
+                    continue;
+                }
+                prev = Some(w.keyword);
+            }
+            _ => prev = None,
+        }
+    }
+    Ok(Parser::new(&DIALECT).with_tokens_with_locations(tokens))
+}
+
 fn parse_with_sqlparser(
     sql: &str,
     emit: Option<Emit>,
     window: Option<crate::sql::windows::KsqlWindow>,
 ) -> Result<EddyStatement> {
-    let mut p = Parser::new(&PostgreSqlDialect {}).try_with_sql(sql)?;
+    let mut p = postgres_parser(sql)?;
     let stmt = p.parse_statement()?;
     expect_end(&mut p)?;
     let is_create_as = match &stmt {
