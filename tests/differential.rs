@@ -1,7 +1,9 @@
 //! Differential property test: random inserts, upserts, updates and deletes in random batch
 //! sizes into a stream and a table, with views of every supported shape (filter, project,
 //! group-by with every aggregate, HAVING, DISTINCT, UNION ALL, a view over a view, a global
-//! aggregate, INNER, LEFT, RIGHT and FULL joins of two tables with duplicate and NULL keys). After every step, each incrementally maintained view must equal DataFusion's
+//! aggregate, INNER, LEFT, RIGHT and FULL joins of two tables with duplicate and NULL keys,
+//! a comma join, EXISTS / NOT EXISTS / IN / NOT IN / correlated scalar subqueries, EXCEPT and
+//! INTERSECT). After every step, each incrementally maintained view must equal DataFusion's
 //! from-scratch batch answer to the view's own SELECT over the current inputs. At the end the
 //! log is replayed into a fresh database (a restart) and every view must be unchanged.
 
@@ -31,6 +33,15 @@ const VIEWS: &[(&str, &str)] = &[
     ("tu_right", "SELECT t.id, u.id AS uid, u.region FROM t RIGHT JOIN u ON t.id % 4 = u.id"),
     ("tu_full", "SELECT t.id, t.g, u.id AS uid, u.region FROM t FULL JOIN u ON t.g = u.region"),
     ("tu_full_agg", "SELECT u.region, count(t.id) AS n, count(*) AS c FROM t FULL JOIN u ON t.id % 4 = u.id GROUP BY u.region"),
+    ("tu_comma", "SELECT t.id, u.region FROM t, u WHERE t.id % 4 = u.id AND t.v > 10"),
+    ("t_exists", "SELECT id, g FROM t WHERE EXISTS (SELECT 1 FROM u WHERE u.region = t.g)"),
+    ("t_not_exists_theta", "SELECT id FROM t WHERE NOT EXISTS (SELECT 1 FROM u WHERE u.id = t.id % 4 AND u.region > t.g)"),
+    ("t_not_in", "SELECT id, g FROM t WHERE g NOT IN (SELECT region FROM u)"),
+    ("u_in", "SELECT id, region FROM u WHERE id IN (SELECT id % 4 FROM t WHERE v > 20)"),
+    ("t_scalar", "SELECT id, (SELECT count(*) FROM u WHERE u.region = t.g) AS n, (SELECT max(u.id) FROM u WHERE u.region = t.g) AS top FROM t"),
+    ("t_except", "SELECT g FROM t EXCEPT SELECT region FROM u"),
+    ("t_intersect", "SELECT g FROM t INTERSECT SELECT region FROM u"),
+    ("t_except_all", "SELECT g FROM t EXCEPT ALL SELECT region FROM u"),
 ];
 
 /// A view created midway, so its backfill from existing data is checked too.

@@ -19,6 +19,9 @@ use crate::dataflow::ops::union::UnionOp;
 use crate::dataflow::{Dataflow, Input, Node, Operator};
 use crate::error::{EddyError, Result};
 
+mod optimize;
+pub use optimize::optimize_view;
+
 /// Builds a dataflow. `append_only(name)` says whether a source relation only grows.
 pub struct Lowering<'a> {
     append_only: &'a dyn Fn(&str) -> bool,
@@ -411,6 +414,14 @@ impl<'a> Lowering<'a> {
     fn lower_join(&mut self, j: &datafusion::logical_expr::Join) -> Result<Lowered> {
         use crate::dataflow::ops::join::{JoinKind, JoinOp};
         use datafusion::logical_expr::JoinType;
+        if matches!(j.join_type, JoinType::LeftSemi | JoinType::LeftAnti) {
+            return self.lower_semi_join(j);
+        }
+        if matches!(j.join_type, JoinType::LeftMark | JoinType::RightMark) {
+            return Err(EddyError::unsupported(
+                "EXISTS or IN under OR (a mark join) in a continuous query is not supported yet",
+            ));
+        }
         let (within, residual) = split_within(j.filter.as_ref());
         let kind = match j.join_type {
             JoinType::Inner => JoinKind::Inner,
@@ -495,6 +506,84 @@ impl<'a> Lowering<'a> {
         let append_only =
             (left.append_only || right.append_only) && !(unbounded && kind != JoinKind::Inner);
         Ok(Lowered { input, append_only })
+    }
+
+    /// EXISTS, IN, NOT EXISTS, NOT IN (decorrelated by the optimizer), INTERSECT and
+    /// EXCEPT: a semi or anti join (see ops/semi_join.rs). A join without an equality
+    /// compares a constant key, so every pair is tried against the residual condition.
+    fn lower_semi_join(&mut self, j: &datafusion::logical_expr::Join) -> Result<Lowered> {
+        use crate::dataflow::ops::semi_join::{SemiJoinOp, SemiKind};
+        use datafusion::common::NullEquality;
+        use datafusion::logical_expr::JoinType;
+        let kind = match (j.join_type, j.null_aware) {
+            (JoinType::LeftSemi, _) => SemiKind::Semi,
+            (JoinType::LeftAnti, false) => SemiKind::Anti,
+            (JoinType::LeftAnti, true) if j.on.len() == 1 && j.filter.is_none() => {
+                SemiKind::NullAwareAnti
+            }
+            _ => {
+                return Err(EddyError::unsupported(
+                    "NOT IN over a correlated subquery or several columns in a continuous query is not supported; write NOT EXISTS",
+                ))
+            }
+        };
+        if let Some(f) = &j.filter {
+            if split_within(Some(f)).0.is_some() {
+                return Err(EddyError::unsupported(
+                    "WITHIN bounds a JOIN of two streams, not a semi or anti join",
+                ));
+            }
+        }
+        let left = self.lower_node(&j.left)?;
+        let right = self.lower_node(&j.right)?;
+        if left.append_only && right.append_only && !self.unbounded_joins {
+            return Err(EddyError::unsupported(
+                "EXISTS / IN / INTERSECT / EXCEPT between two streams would keep both streams forever; read a table on one side, or opt in with WITH (unbounded_state = true)",
+            ));
+        }
+        // An append-only left side is not stored: its rows are judged as they arrive.
+        let store_left = !left.append_only || self.unbounded_joins;
+        let (lschema, rschema) = (j.left.schema(), j.right.schema());
+        let (mut lkeys, mut rkeys) = (Vec::new(), Vec::new());
+        for (l, r) in &j.on {
+            let (lk, rk) = (self.physical(l, lschema)?, self.physical(r, rschema)?);
+            let (lt, rt) = (
+                lk.data_type(lschema.as_arrow())?,
+                rk.data_type(rschema.as_arrow())?,
+            );
+            if lt != rt && !datafusion::arrow::compute::can_cast_types(&rt, &lt) {
+                return Err(EddyError::query(
+                    "42804",
+                    format!("keys of types {lt} and {rt} cannot be compared"),
+                ));
+            }
+            lkeys.push(lk);
+            rkeys.push(rk);
+        }
+        if lkeys.is_empty() {
+            lkeys.push(datafusion::physical_expr::expressions::lit(true));
+            rkeys.push(datafusion::physical_expr::expressions::lit(true));
+        }
+        let residual = match &j.filter {
+            Some(f) => Some(self.physical(f, &lschema.join(rschema)?)?),
+            None => None,
+        };
+        let schema = nullable(lschema.as_arrow());
+        let op = SemiJoinOp::try_new(
+            kind,
+            lkeys,
+            rkeys,
+            j.null_equality == NullEquality::NullEqualsNull,
+            residual,
+            schema.clone(),
+            nullable(rschema.as_arrow()),
+            store_left,
+        )?;
+        let input = self.push(Box::new(op), vec![left.input, right.input], schema);
+        Ok(Lowered {
+            input,
+            append_only: !store_left,
+        })
     }
 
     /// A JOIN of two streams, bounded in time by WITHIN (see ops/interval_join.rs).

@@ -6,5 +6,6 @@ pub mod float_sum;
 pub mod interval_join;
 pub mod join;
 pub mod project;
+pub mod semi_join;
 pub mod session;
 pub mod union;
