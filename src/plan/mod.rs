@@ -737,31 +737,45 @@ impl<'a> Lowering<'a> {
         };
         let name = f.func.name().to_lowercase();
         let params = &f.params;
-        if !params.order_by.is_empty() {
-            return Err(EddyError::unsupported(format!(
-                "{name}(... ORDER BY ...) in a continuous query"
-            )));
-        }
+        // COUNT, SUM, AVG, MIN, MAX and COUNT(DISTINCT) of one argument are kept by weight;
+        // every other aggregate is recomputed per touched group by DataFusion.
+        let by_weight = params.order_by.is_empty() && params.args.len() <= 1;
         let kind = match (name.as_str(), params.distinct) {
-            ("count", false) => AggKind::Count,
-            ("count", true) => AggKind::CountDistinct,
-            ("sum", false) => AggKind::Sum,
-            ("avg" | "mean", false) => AggKind::Avg,
-            ("min", _) => AggKind::Min,
-            ("max", _) => AggKind::Max,
-            (n, true) => {
-                return Err(EddyError::unsupported(format!(
-                    "{}(DISTINCT ...) in a continuous query is not supported; supported: COUNT, SUM, AVG, MIN, MAX, COUNT(DISTINCT)",
-                    n.to_uppercase()
-                )))
-            }
-            (n, false) => {
-                return Err(EddyError::unsupported(format!(
-                    "aggregate function {}() in a continuous query is not supported yet; supported: COUNT, SUM, AVG, MIN, MAX, COUNT(DISTINCT)",
-                    n.to_uppercase()
-                )))
-            }
+            ("count", false) if by_weight => AggKind::Count,
+            ("count", true) if by_weight => AggKind::CountDistinct,
+            ("sum", false) if by_weight => AggKind::Sum,
+            ("avg" | "mean", false) if by_weight => AggKind::Avg,
+            ("min", _) if by_weight => AggKind::Min,
+            ("max", _) if by_weight => AggKind::Max,
+            _ => AggKind::General,
         };
+        let filter = match &params.filter {
+            Some(f) => Some(self.physical(f, in_schema)?),
+            None => None,
+        };
+        if kind == AggKind::General {
+            for a in params
+                .args
+                .iter()
+                .chain(params.order_by.iter().map(|s| &s.expr))
+            {
+                check_expr(a)?;
+            }
+            let (general, _) = crate::dataflow::ops::general_agg::GeneralAgg::try_new(
+                inner,
+                in_schema,
+                &self.props,
+            )?;
+            return Ok(AggSpec {
+                kind,
+                arg: datafusion::physical_expr::expressions::lit(true),
+                arg_type: datafusion::arrow::datatypes::DataType::Boolean,
+                filter,
+                output_type,
+                display,
+                general: Some(general),
+            });
+        }
         let arg = match params.args.as_slice() {
             [] => datafusion::physical_expr::expressions::lit(1i64),
             [a] => self.physical(a, in_schema)?,
@@ -773,10 +787,6 @@ impl<'a> Lowering<'a> {
             }
         };
         let arg_type = arg.data_type(in_schema.as_arrow())?;
-        let filter = match &params.filter {
-            Some(f) => Some(self.physical(f, in_schema)?),
-            None => None,
-        };
         Ok(AggSpec {
             kind,
             arg,
@@ -784,6 +794,7 @@ impl<'a> Lowering<'a> {
             filter,
             output_type,
             display,
+            general: None,
         })
     }
 }

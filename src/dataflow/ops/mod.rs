@@ -3,6 +3,7 @@
 pub mod aggregate;
 pub mod filter;
 pub mod float_sum;
+pub mod general_agg;
 pub mod interval_join;
 pub mod join;
 pub mod project;
