@@ -3,7 +3,8 @@
 //! group-by with every aggregate, HAVING, DISTINCT, UNION ALL, a view over a view, a global
 //! aggregate, INNER, LEFT, RIGHT and FULL joins of two tables with duplicate and NULL keys,
 //! a comma join, EXISTS / NOT EXISTS / IN / NOT IN / correlated scalar subqueries, EXCEPT and
-//! INTERSECT, aggregates recomputed by DataFusion per group). After every step, each incrementally maintained view must equal DataFusion's
+//! INTERSECT, aggregates recomputed by DataFusion per group, ORDER BY … LIMIT/OFFSET and
+//! ROW_NUMBER/RANK/DENSE_RANK per partition). After every step, each incrementally maintained view must equal DataFusion's
 //! from-scratch batch answer to the view's own SELECT over the current inputs. At the end the
 //! log is replayed into a fresh database (a restart) and every view must be unchanged.
 
@@ -44,6 +45,12 @@ const VIEWS: &[(&str, &str)] = &[
     ("t_except_all", "SELECT g FROM t EXCEPT ALL SELECT region FROM u"),
     ("t_general", "SELECT g, bool_and(v > 10) AS a, string_agg(CAST(id AS VARCHAR), ',' ORDER BY id) AS ids, array_agg(v ORDER BY id DESC) AS vs, sum(DISTINCT v) AS sd, round(stddev(v), 6) AS sdev, median(v) AS med, bit_or(v) FILTER (WHERE id > 3) AS bits FROM t GROUP BY g"),
     ("s_general", "SELECT g, bool_or(f > 0) AS pos, round(var_pop(v), 6) AS var, max(v) AS hi, first_value(k ORDER BY k DESC) AS top_k FROM s GROUP BY g"),
+    ("t_top", "SELECT id, v FROM t ORDER BY v DESC, id LIMIT 3"),
+    ("t_top_offset", "SELECT id, g FROM t WHERE v > 0 ORDER BY id LIMIT 2 OFFSET 2"),
+    ("t_top_per_g", "SELECT id, g, v, rn FROM (SELECT id, g, v, row_number() OVER (PARTITION BY g ORDER BY v DESC, id) AS rn FROM t) WHERE rn <= 2"),
+    ("t_dense_per_g", "SELECT g, v, r FROM (SELECT g, v, dense_rank() OVER (PARTITION BY g ORDER BY v) AS r FROM t) AS x WHERE r < 3"),
+    ("tu_rank", "SELECT region, id, r FROM (SELECT u.region, t.id, rank() OVER (PARTITION BY u.region ORDER BY t.v) AS r FROM t JOIN u ON t.id % 4 = u.id) WHERE r = 1"),
+    ("u_ordered", "SELECT id, region FROM u ORDER BY region"),
     ("t_global_general", "SELECT string_agg(g, '' ORDER BY id) AS gs, count(DISTINCT g) AS n, avg(DISTINCT v) AS ad FROM t"),
 ];
 

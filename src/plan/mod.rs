@@ -274,21 +274,14 @@ impl<'a> Lowering<'a> {
             LogicalPlan::Projection(p) if is_session_projection(p) => self.lower_session(p),
             LogicalPlan::Projection(p) => {
                 let child = self.lower_node(&p.input)?;
-                let exprs = p
-                    .expr
-                    .iter()
-                    .map(|e| self.physical(e, p.input.schema()))
-                    .collect::<Result<Vec<_>>>()?;
-                let schema = nullable(p.schema.as_arrow());
-                let input = self.push(
-                    Box::new(ProjectOp::new(exprs, schema.clone())),
-                    vec![child.input],
-                    schema,
-                );
-                Ok(Lowered {
-                    input,
-                    append_only: child.append_only,
-                })
+                self.project(p, child)
+            }
+            LogicalPlan::Limit(l) => self.lower_limit(l),
+            // A view is a set: ORDER BY alone changes nothing (it applies when you SELECT).
+            LogicalPlan::Sort(s) if s.fetch.is_none() => self.lower_node(&s.input),
+            LogicalPlan::Sort(s) => self.lower_top_n(s, 0, s.fetch),
+            LogicalPlan::Filter(f) if matches!(f.input.as_ref(), LogicalPlan::Window(_)) => {
+                self.lower_ranking(f)
             }
             LogicalPlan::Filter(f) => {
                 let child = self.lower_node(&f.input)?;
@@ -583,6 +576,207 @@ impl<'a> Lowering<'a> {
         Ok(Lowered {
             input,
             append_only: !store_left,
+        })
+    }
+
+    fn project(
+        &mut self,
+        p: &datafusion::logical_expr::Projection,
+        child: Lowered,
+    ) -> Result<Lowered> {
+        let exprs = p
+            .expr
+            .iter()
+            .map(|e| self.physical(e, p.input.schema()))
+            .collect::<Result<Vec<_>>>()?;
+        let schema = nullable(p.schema.as_arrow());
+        let input = self.push(
+            Box::new(ProjectOp::new(exprs, schema.clone())),
+            vec![child.input],
+            schema,
+        );
+        Ok(Lowered {
+            input,
+            append_only: child.append_only,
+        })
+    }
+
+    /// `ORDER BY … LIMIT n OFFSET m`: a Top-N under the projections between the LIMIT and
+    /// its ORDER BY (a projection keeps every row, so it commutes with the limit).
+    fn lower_limit(&mut self, l: &datafusion::logical_expr::Limit) -> Result<Lowered> {
+        use datafusion::logical_expr::{FetchType, SkipType};
+        let (SkipType::Literal(skip), FetchType::Literal(fetch)) =
+            (l.get_skip_type()?, l.get_fetch_type()?)
+        else {
+            return Err(EddyError::unsupported(
+                "LIMIT/OFFSET that is not a constant in a continuous query",
+            ));
+        };
+        let mut projections = Vec::new();
+        let mut node = l.input.as_ref();
+        while let LogicalPlan::Projection(p) = node {
+            if is_session_projection(p) {
+                break;
+            }
+            projections.push(p);
+            node = &p.input;
+        }
+        let LogicalPlan::Sort(sort) = node else {
+            return Err(EddyError::unsupported(
+                "LIMIT/OFFSET without ORDER BY in a continuous query: which rows it keeps is not defined; add ORDER BY",
+            ));
+        };
+        // The sort's own fetch keeps its first rows; the limit takes from those.
+        let fetch = match (fetch, sort.fetch) {
+            (f, None) => f,
+            (None, Some(s)) => Some(s.saturating_sub(skip)),
+            (Some(f), Some(s)) => Some(f.min(s.saturating_sub(skip))),
+        };
+        let mut lowered = self.lower_top_n(sort, skip, fetch)?;
+        for p in projections.into_iter().rev() {
+            lowered = self.project(p, lowered)?;
+        }
+        Ok(lowered)
+    }
+
+    fn sort_exprs(
+        &self,
+        sort: &[datafusion::logical_expr::SortExpr],
+        schema: &DFSchema,
+    ) -> Result<Vec<datafusion::physical_expr::PhysicalSortExpr>> {
+        sort.iter()
+            .map(|s| {
+                Ok(datafusion::physical_expr::PhysicalSortExpr::new(
+                    self.physical(&s.expr, schema)?,
+                    datafusion::arrow::compute::SortOptions {
+                        descending: !s.asc,
+                        nulls_first: s.nulls_first,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    fn lower_top_n(
+        &mut self,
+        sort: &datafusion::logical_expr::Sort,
+        skip: usize,
+        fetch: Option<usize>,
+    ) -> Result<Lowered> {
+        use crate::dataflow::ops::top_n::{TopNKind, TopNOp};
+        let child = self.lower_node(&sort.input)?;
+        let in_schema = sort.input.schema();
+        let order = self.sort_exprs(&sort.expr, in_schema)?;
+        let schema = nullable(in_schema.as_arrow());
+        let op = TopNOp::try_new(
+            TopNKind::Limit { skip, fetch },
+            vec![],
+            order,
+            schema.clone(),
+            schema.clone(),
+            child.append_only,
+        )?;
+        let input = self.push(Box::new(op), vec![child.input], schema);
+        Ok(Lowered {
+            input,
+            append_only: false,
+        })
+    }
+
+    /// `WHERE rn <= n` over `ROW_NUMBER() / RANK() / DENSE_RANK() OVER (PARTITION BY …
+    /// ORDER BY …) AS rn`: a Top-N per partition that emits the rank, then the filter
+    /// itself (it is exact on the Top-N's rows, and keeps any other condition).
+    fn lower_ranking(&mut self, f: &datafusion::logical_expr::Filter) -> Result<Lowered> {
+        use crate::dataflow::ops::top_n::{TopNKind, TopNOp};
+        use datafusion::logical_expr::utils::split_conjunction;
+        use datafusion::logical_expr::{BinaryExpr, Operator as Op};
+        let LogicalPlan::Window(w) = f.input.as_ref() else {
+            return Err(EddyError::internal("a ranking filter over something else"));
+        };
+        let refuse = || {
+            EddyError::unsupported(
+                "window functions (OVER) in a continuous query are not supported, except ROW_NUMBER(), RANK() and DENSE_RANK() bounded by a constant in WHERE (Top-N per group)",
+            )
+        };
+        let [e] = w.window_expr.as_slice() else {
+            return Err(refuse());
+        };
+        let e = match e {
+            Expr::Alias(a) => a.expr.as_ref(),
+            other => other,
+        };
+        let Expr::WindowFunction(wf) = e else {
+            return Err(refuse());
+        };
+        let n_in = w.input.schema().fields().len();
+        let rank_column = w.schema.field(n_in).name().clone();
+        let literal = |e: &Expr| match e {
+            Expr::Literal(v, _) => v
+                .cast_to(&datafusion::arrow::datatypes::DataType::Int64)
+                .ok()
+                .and_then(|v| match v {
+                    datafusion::scalar::ScalarValue::Int64(Some(n)) => Some(n),
+                    _ => None,
+                }),
+            _ => None,
+        };
+        let is_rank = |e: &Expr| matches!(e, Expr::Column(c) if c.name == rank_column);
+        let mut max: Option<i64> = None;
+        for c in split_conjunction(&f.predicate) {
+            let Expr::BinaryExpr(BinaryExpr { left, op, right }) = c else {
+                continue;
+            };
+            let bound = match (is_rank(left), literal(right), is_rank(right), literal(left)) {
+                (true, Some(n), _, _) => match op {
+                    Op::LtEq | Op::Eq => Some(n),
+                    Op::Lt => Some(n - 1),
+                    _ => None,
+                },
+                (_, _, true, Some(n)) => match op {
+                    Op::GtEq | Op::Eq => Some(n),
+                    Op::Gt => Some(n - 1),
+                    _ => None,
+                },
+                _ => None,
+            };
+            if let Some(b) = bound {
+                max = Some(max.map_or(b, |m| m.min(b)));
+            }
+        }
+        let Some(max) = max else {
+            return Err(refuse());
+        };
+        let max = max.max(0) as u64;
+        let kind = match wf.fun.name().to_lowercase().as_str() {
+            "row_number" => TopNKind::RowNumber { max },
+            "rank" => TopNKind::Rank { max },
+            "dense_rank" => TopNKind::DenseRank { max },
+            _ => return Err(refuse()),
+        };
+        let child = self.lower_node(&w.input)?;
+        let in_schema = w.input.schema();
+        let partition = wf
+            .params
+            .partition_by
+            .iter()
+            .map(|p| self.physical(p, in_schema))
+            .collect::<Result<Vec<_>>>()?;
+        let order = self.sort_exprs(&wf.params.order_by, in_schema)?;
+        let schema = nullable(w.schema.as_arrow());
+        let op = TopNOp::try_new(
+            kind,
+            partition,
+            order,
+            nullable(in_schema.as_arrow()),
+            schema.clone(),
+            child.append_only,
+        )?;
+        let mut input = self.push(Box::new(op), vec![child.input], schema.clone());
+        let predicate = self.physical(&f.predicate, &w.schema)?;
+        input = self.push(Box::new(FilterOp::new(predicate)), vec![input], schema);
+        Ok(Lowered {
+            input,
+            append_only: false,
         })
     }
 
@@ -1137,9 +1331,7 @@ fn is_session_projection(p: &datafusion::logical_expr::Projection) -> bool {
 fn unsupported_node(plan: &LogicalPlan) -> String {
     match plan {
         LogicalPlan::Join(_) => "JOIN in a continuous query is not supported yet".into(),
-        LogicalPlan::Sort(_) => "ORDER BY in a continuous query is not supported: a view is an unordered set; ORDER BY when you SELECT from it".into(),
-        LogicalPlan::Limit(_) => "LIMIT/OFFSET in a continuous query is not supported".into(),
-        LogicalPlan::Window(_) => "window functions (OVER) in a continuous query are not supported".into(),
+        LogicalPlan::Window(_) => "window functions (OVER) in a continuous query are not supported, except ROW_NUMBER(), RANK() and DENSE_RANK() bounded by a constant in WHERE (Top-N per group)".into(),
         LogicalPlan::EmptyRelation(_) | LogicalPlan::Values(_) => {
             "a continuous query must read from a stream, table or view (FROM ...)".into()
         }

@@ -9,4 +9,5 @@ pub mod join;
 pub mod project;
 pub mod semi_join;
 pub mod session;
+pub mod top_n;
 pub mod union;
