@@ -397,6 +397,15 @@ impl<'a> Lowering<'a> {
             }
             LogicalPlan::SubqueryAlias(s) => self.lower_node(&s.input),
             LogicalPlan::Join(j) => self.lower_join(j),
+            LogicalPlan::EmptyRelation(e) => {
+                let schema = nullable(e.schema.as_arrow());
+                let op = crate::dataflow::ops::values::ValuesOp::empty_rows(
+                    schema.clone(),
+                    usize::from(e.produce_one_row),
+                )?;
+                Ok(self.constant(Box::new(op), schema))
+            }
+            LogicalPlan::Values(v) => self.lower_values(v),
             other => Err(EddyError::unsupported(unsupported_node(other))),
         }
     }
@@ -577,6 +586,56 @@ impl<'a> Lowering<'a> {
             input,
             append_only: !store_left,
         })
+    }
+
+    /// A constant relation is stored like a table by whatever reads it (it is not a
+    /// stream: a join must see it whole whenever the other side changes).
+    fn constant(&mut self, op: Box<dyn Operator>, schema: SchemaRef) -> Lowered {
+        let input = self.push(op, vec![], schema);
+        Lowered {
+            input,
+            append_only: false,
+        }
+    }
+
+    /// `VALUES (…), (…)`: each constant expression evaluated once, at plan time.
+    fn lower_values(&mut self, v: &datafusion::logical_expr::Values) -> Result<Lowered> {
+        use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
+        let schema = nullable(v.schema.as_arrow());
+        let one = RecordBatch::try_new_with_options(
+            Arc::new(Schema::empty()),
+            vec![],
+            &RecordBatchOptions::new().with_row_count(Some(1)),
+        )?;
+        let no_columns = DFSchema::empty();
+        let mut columns = Vec::new();
+        for (c, field) in schema.fields().iter().enumerate() {
+            let mut cells = Vec::new();
+            for row in &v.values {
+                let e = row
+                    .get(c)
+                    .ok_or_else(|| EddyError::internal("a VALUES row is short of columns"))?;
+                let cell = self
+                    .physical(e, &no_columns)?
+                    .evaluate(&one)?
+                    .into_array(1)?;
+                cells.push(if cell.data_type() == field.data_type() {
+                    cell
+                } else {
+                    datafusion::arrow::compute::cast(&cell, field.data_type())?
+                });
+            }
+            let refs: Vec<&dyn datafusion::arrow::array::Array> =
+                cells.iter().map(|a| a.as_ref()).collect();
+            columns.push(datafusion::arrow::compute::concat(&refs)?);
+        }
+        let rows = RecordBatch::try_new_with_options(
+            schema.clone(),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(v.values.len())),
+        )?;
+        let op = crate::dataflow::ops::values::ValuesOp::new(rows);
+        Ok(self.constant(Box::new(op), schema))
     }
 
     fn project(
@@ -1332,9 +1391,6 @@ fn unsupported_node(plan: &LogicalPlan) -> String {
     match plan {
         LogicalPlan::Join(_) => "JOIN in a continuous query is not supported yet".into(),
         LogicalPlan::Window(_) => "window functions (OVER) in a continuous query are not supported, except ROW_NUMBER(), RANK() and DENSE_RANK() bounded by a constant in WHERE (Top-N per group)".into(),
-        LogicalPlan::EmptyRelation(_) | LogicalPlan::Values(_) => {
-            "a continuous query must read from a stream, table or view (FROM ...)".into()
-        }
         LogicalPlan::Unnest(_) => "UNNEST in a continuous query is not supported".into(),
         LogicalPlan::RecursiveQuery(_) => "WITH RECURSIVE in a continuous query is not supported".into(),
         LogicalPlan::Subquery(_) => "subqueries in expressions in a continuous query are not supported yet".into(),

@@ -11,3 +11,4 @@ pub mod semi_join;
 pub mod session;
 pub mod top_n;
 pub mod union;
+pub mod values;
