@@ -4,7 +4,8 @@
 //! aggregate, INNER, LEFT, RIGHT and FULL joins of two tables with duplicate and NULL keys,
 //! a comma join, EXISTS / NOT EXISTS / IN / NOT IN / correlated scalar subqueries, EXCEPT and
 //! INTERSECT, aggregates recomputed by DataFusion per group, ORDER BY … LIMIT/OFFSET and
-//! ROW_NUMBER/RANK/DENSE_RANK per partition, VALUES). After every step, each incrementally maintained view must equal DataFusion's
+//! ROW_NUMBER/RANK/DENSE_RANK per partition, VALUES, uncorrelated scalar subqueries, theta
+//! and cross joins). After every step, each incrementally maintained view must equal DataFusion's
 //! from-scratch batch answer to the view's own SELECT over the current inputs. At the end the
 //! log is replayed into a fresh database (a restart) and every view must be unchanged.
 
@@ -51,6 +52,10 @@ const VIEWS: &[(&str, &str)] = &[
     ("t_dense_per_g", "SELECT g, v, r FROM (SELECT g, v, dense_rank() OVER (PARTITION BY g ORDER BY v) AS r FROM t) AS x WHERE r < 3"),
     ("tu_rank", "SELECT region, id, r FROM (SELECT u.region, t.id, rank() OVER (PARTITION BY u.region ORDER BY t.v) AS r FROM t JOIN u ON t.id % 4 = u.id) WHERE r = 1"),
     ("u_ordered", "SELECT id, region FROM u ORDER BY region"),
+    ("t_above_avg", "SELECT id, v FROM t WHERE v > (SELECT avg(v) FROM t)"),
+    ("tu_scalar_uncorrelated", "SELECT id, (SELECT count(*) FROM u) AS users, v - (SELECT min(v) FROM t) AS above_min FROM t"),
+    ("tu_theta_only", "SELECT t.id, u.id AS uid FROM t JOIN u ON t.id < u.id AND u.region <> t.g"),
+    ("tu_cross_count", "SELECT t.g, count(*) AS n FROM t CROSS JOIN u GROUP BY t.g"),
     ("t_values", "SELECT t.id, v.label FROM t JOIN (VALUES ('a', 1), ('b', 2), ('b', 3)) AS v (g, label) ON t.g = v.g"),
     ("u_in_values", "SELECT id FROM u WHERE region NOT IN (SELECT * FROM (VALUES ('a'), ('c')) AS v (r))"),
     ("t_global_general", "SELECT string_agg(g, '' ORDER BY id) AS gs, count(DISTINCT g) AS n, avg(DISTINCT v) AS ad FROM t"),

@@ -436,11 +436,13 @@ impl<'a> Lowering<'a> {
                 )))
             }
         };
-        if j.on.is_empty() {
-            return Err(EddyError::unsupported(
-                "a JOIN in a continuous query needs an equality condition between the two sides (ON a.k = b.k)",
-            ));
-        }
+        // `ON true` (a cross join, an uncorrelated scalar subquery's join) is no condition.
+        let residual = residual.filter(|r| {
+            !matches!(
+                r,
+                Expr::Literal(datafusion::scalar::ScalarValue::Boolean(Some(true)), _)
+            )
+        });
         if kind != JoinKind::Inner && residual.is_some() {
             return Err(EddyError::unsupported(
                 "an OUTER JOIN whose ON has conditions other than equalities is not supported yet",
@@ -451,6 +453,11 @@ impl<'a> Lowering<'a> {
         let unbounded =
             left.append_only && right.append_only && within.is_none() && self.unbounded_joins;
         if left.append_only && right.append_only && !unbounded {
+            if j.on.is_empty() {
+                return Err(EddyError::unsupported(
+                    "a JOIN of two streams in a continuous query needs an equality condition between the two sides (ON a.k = b.k)",
+                ));
+            }
             return self.lower_interval_join(j, kind, left, right, within, residual);
         }
         if within.is_some() {
@@ -474,6 +481,12 @@ impl<'a> Lowering<'a> {
         for (l, r) in &j.on {
             lkeys.push(self.physical(l, lschema)?);
             rkeys.push(self.physical(r, rschema)?);
+        }
+        if lkeys.is_empty() {
+            // No equality: every pair meets (a constant key), then the residual condition
+            // filters them — a theta or cross join, quadratic in the sides it stores.
+            lkeys.push(datafusion::physical_expr::expressions::lit(true));
+            rkeys.push(datafusion::physical_expr::expressions::lit(true));
         }
         for (l, r) in lkeys.iter().zip(&rkeys) {
             let (lt, rt) = (

@@ -1,7 +1,8 @@
 //! The DataFusion optimizer rules a view's plan goes through before it is lowered.
 //!
 //! Only rules that keep the query's meaning and give the dataflow a shape it can maintain:
-//! subqueries (EXISTS, IN, NOT IN, scalar) decorrelated into semi, anti and outer joins; a
+//! subqueries (EXISTS, IN, NOT IN, scalar — correlated or not) turned into semi, anti and
+//! outer joins; a
 //! cross join under an equality filter (`FROM a, b WHERE a.k = b.k`) turned into an inner
 //! join; filters pushed towards the inputs, so operators see fewer rows and joins get their
 //! keys. Rules that only matter for batch execution (limits, projections, common
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::optimizer::{Optimizer, OptimizerContext, OptimizerRule};
 
-use crate::error::Result;
+use crate::error::{EddyError, Result};
 
 fn view_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
     use datafusion::optimizer::*;
@@ -39,6 +40,58 @@ pub fn optimize_view(plan: LogicalPlan, windowed: bool) -> Result<LogicalPlan> {
     if windowed || super::check_no_session_windows(&plan).is_err() {
         return Ok(plan);
     }
-    let config = OptimizerContext::new().filter_null_keys(false);
+    check_scalar_subqueries(&plan)?;
+    // Uncorrelated scalar subqueries become joins too (batch execution runs them apart).
+    let mut options = datafusion::config::ConfigOptions::default();
+    options
+        .optimizer
+        .enable_physical_uncorrelated_scalar_subquery = false;
+    let config =
+        OptimizerContext::new_with_config_options(Arc::new(options)).filter_null_keys(false);
     Ok(Optimizer::with_rules(view_rules()).optimize(plan, &config, |_, _| {})?)
+}
+
+/// A scalar subquery must give at most one row (batch execution checks it as it runs; a
+/// join would repeat the outer row instead). Uncorrelated ones become joins here, so each
+/// must be one row by its shape: an aggregate without GROUP BY, or LIMIT 1.
+fn check_scalar_subqueries(plan: &LogicalPlan) -> Result<()> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::logical_expr::Expr;
+    let mut bad = false;
+    plan.apply(|node| {
+        for e in node.expressions() {
+            e.apply(|x| {
+                if let Expr::ScalarSubquery(sq) = x {
+                    if sq.outer_ref_columns.is_empty() && !at_most_one_row(&sq.subquery) {
+                        bad = true;
+                        return Ok(TreeNodeRecursion::Stop);
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })?;
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    if bad {
+        return Err(EddyError::unsupported(
+            "a scalar subquery that may return several rows in a continuous query; aggregate it or add LIMIT 1",
+        ));
+    }
+    Ok(())
+}
+
+fn at_most_one_row(plan: &LogicalPlan) -> bool {
+    match plan {
+        LogicalPlan::Aggregate(a) => a.group_expr.is_empty(),
+        LogicalPlan::Projection(p) => at_most_one_row(&p.input),
+        LogicalPlan::Filter(f) => at_most_one_row(&f.input),
+        LogicalPlan::SubqueryAlias(a) => at_most_one_row(&a.input),
+        LogicalPlan::Sort(s) => s.fetch.is_some_and(|f| f <= 1) || at_most_one_row(&s.input),
+        LogicalPlan::Limit(l) => {
+            matches!(l.get_fetch_type(), Ok(datafusion::logical_expr::FetchType::Literal(Some(f))) if f <= 1)
+                || at_most_one_row(&l.input)
+        }
+        LogicalPlan::EmptyRelation(_) => true,
+        _ => false,
+    }
 }
