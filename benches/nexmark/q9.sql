@@ -1,6 +1,7 @@
 -- Nexmark q9: winning bids (the highest bid of each auction before it expires).
--- eddy: ROW_NUMBER() OVER in a continuous query is refused (0A000).
--- eddy-expect: 0A000
+-- eddy: the join of two streams is bounded by a column (A.expires), not a constant interval,
+-- so its state cannot be freed: it runs with unbounded state; ROW_NUMBER() <= 1 is a Top-N.
+-- eddy-with: unbounded_state = true
 SELECT id, item_name, description, initial_bid, reserve, date_time, expires, seller, category,
        auction, bidder, price, bid_date_time
 FROM (

@@ -466,7 +466,6 @@ impl Database {
         };
         let (kind, emit, ksql_window) = (*kind, *emit, window.as_ref());
         let options = check_view_options(options)?;
-        check_set_operations(&query.body)?;
         let mut query: Query = (**query).clone();
         inner.expand_hidden(&mut query);
         let window = inner.rewrite_windows(&mut query, ksql_window)?;
@@ -497,6 +496,7 @@ impl Database {
         let plan = futures::executor::block_on(ctx.state().statement_to_plan(stmt))?;
         crate::plan::check_time_functions(&plan)?;
         let plan = ctx.state().optimize(&plan)?;
+        let plan = crate::plan::optimize_view(plan, window.is_some())?;
         let schema = super::query::postgres_schema(&query, plan.schema().as_arrow());
         let mut seen = std::collections::HashSet::new();
         for f in schema.fields() {
@@ -536,30 +536,6 @@ impl Database {
     pub(super) fn build_view(&self, stmt: &EddyStatement) -> Result<Dataflow> {
         let inner = self.lock();
         self.plan_view(&inner, stmt)
-    }
-}
-
-/// EXCEPT and INTERSECT are planned as anti/semi joins, which a view cannot maintain yet;
-/// say so in their own words rather than as a JOIN.
-fn check_set_operations(body: &datafusion::sql::sqlparser::ast::SetExpr) -> Result<()> {
-    use datafusion::sql::sqlparser::ast::{SetExpr, SetOperator};
-    match body {
-        SetExpr::SetOperation {
-            op, left, right, ..
-        } => {
-            if matches!(
-                op,
-                SetOperator::Except | SetOperator::Intersect | SetOperator::Minus
-            ) {
-                return Err(EddyError::unsupported(format!(
-                    "{op} in a continuous query is not supported yet; UNION and UNION ALL are"
-                )));
-            }
-            check_set_operations(left)?;
-            check_set_operations(right)
-        }
-        SetExpr::Query(q) => check_set_operations(&q.body),
-        _ => Ok(()),
     }
 }
 

@@ -156,6 +156,11 @@ impl Dataflow {
             let mut ctx = Ctx::new(epoch, self.watermark);
             let started = std::time::Instant::now();
             let mut parts = Vec::new();
+            // A node without inputs (a constant relation) is asked once per epoch.
+            if node.inputs.is_empty() {
+                let nothing = ChangeBatch::empty(node.schema.clone());
+                parts.push(node.op.process(0, nothing, &mut ctx)?);
+            }
             for (i, input) in node.inputs.iter().enumerate() {
                 let delta = match input {
                     Input::Source(s) => deltas.get(s).cloned(),

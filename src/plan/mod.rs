@@ -19,6 +19,9 @@ use crate::dataflow::ops::union::UnionOp;
 use crate::dataflow::{Dataflow, Input, Node, Operator};
 use crate::error::{EddyError, Result};
 
+mod optimize;
+pub use optimize::optimize_view;
+
 /// Builds a dataflow. `append_only(name)` says whether a source relation only grows.
 pub struct Lowering<'a> {
     append_only: &'a dyn Fn(&str) -> bool,
@@ -273,21 +276,14 @@ impl<'a> Lowering<'a> {
             LogicalPlan::Projection(p) if is_session_projection(p) => self.lower_session(p),
             LogicalPlan::Projection(p) => {
                 let child = self.lower_node(&p.input)?;
-                let exprs = p
-                    .expr
-                    .iter()
-                    .map(|e| self.physical(e, p.input.schema()))
-                    .collect::<Result<Vec<_>>>()?;
-                let schema = nullable(p.schema.as_arrow());
-                let input = self.push(
-                    Box::new(ProjectOp::new(exprs, schema.clone())),
-                    vec![child.input],
-                    schema,
-                );
-                Ok(Lowered {
-                    input,
-                    append_only: child.append_only,
-                })
+                self.project(p, child)
+            }
+            LogicalPlan::Limit(l) => self.lower_limit(l),
+            // A view is a set: ORDER BY alone changes nothing (it applies when you SELECT).
+            LogicalPlan::Sort(s) if s.fetch.is_none() => self.lower_node(&s.input),
+            LogicalPlan::Sort(s) => self.lower_top_n(s, 0, s.fetch),
+            LogicalPlan::Filter(f) if matches!(f.input.as_ref(), LogicalPlan::Window(_)) => {
+                self.lower_ranking(f)
             }
             LogicalPlan::Filter(f) => {
                 let child = self.lower_node(&f.input)?;
@@ -403,6 +399,15 @@ impl<'a> Lowering<'a> {
             }
             LogicalPlan::SubqueryAlias(s) => self.lower_node(&s.input),
             LogicalPlan::Join(j) => self.lower_join(j),
+            LogicalPlan::EmptyRelation(e) => {
+                let schema = nullable(e.schema.as_arrow());
+                let op = crate::dataflow::ops::values::ValuesOp::empty_rows(
+                    schema.clone(),
+                    usize::from(e.produce_one_row),
+                )?;
+                Ok(self.constant(Box::new(op), schema))
+            }
+            LogicalPlan::Values(v) => self.lower_values(v),
             other => Err(EddyError::unsupported(unsupported_node(other))),
         }
     }
@@ -413,6 +418,14 @@ impl<'a> Lowering<'a> {
     fn lower_join(&mut self, j: &datafusion::logical_expr::Join) -> Result<Lowered> {
         use crate::dataflow::ops::join::{JoinKind, JoinOp};
         use datafusion::logical_expr::JoinType;
+        if matches!(j.join_type, JoinType::LeftSemi | JoinType::LeftAnti) {
+            return self.lower_semi_join(j);
+        }
+        if matches!(j.join_type, JoinType::LeftMark | JoinType::RightMark) {
+            return Err(EddyError::unsupported(
+                "EXISTS or IN under OR (a mark join) in a continuous query is not supported yet",
+            ));
+        }
         let (within, residual) = split_within(j.filter.as_ref());
         let kind = match j.join_type {
             JoinType::Inner => JoinKind::Inner,
@@ -425,11 +438,13 @@ impl<'a> Lowering<'a> {
                 )))
             }
         };
-        if j.on.is_empty() {
-            return Err(EddyError::unsupported(
-                "a JOIN in a continuous query needs an equality condition between the two sides (ON a.k = b.k)",
-            ));
-        }
+        // `ON true` (a cross join, an uncorrelated scalar subquery's join) is no condition.
+        let residual = residual.filter(|r| {
+            !matches!(
+                r,
+                Expr::Literal(datafusion::scalar::ScalarValue::Boolean(Some(true)), _)
+            )
+        });
         if kind != JoinKind::Inner && residual.is_some() {
             return Err(EddyError::unsupported(
                 "an OUTER JOIN whose ON has conditions other than equalities is not supported yet",
@@ -440,6 +455,11 @@ impl<'a> Lowering<'a> {
         let unbounded =
             left.append_only && right.append_only && within.is_none() && self.unbounded_joins;
         if left.append_only && right.append_only && !unbounded {
+            if j.on.is_empty() {
+                return Err(EddyError::unsupported(
+                    "a JOIN of two streams in a continuous query needs an equality condition between the two sides (ON a.k = b.k)",
+                ));
+            }
             return self.lower_interval_join(j, kind, left, right, within, residual);
         }
         if within.is_some() {
@@ -463,6 +483,12 @@ impl<'a> Lowering<'a> {
         for (l, r) in &j.on {
             lkeys.push(self.physical(l, lschema)?);
             rkeys.push(self.physical(r, rschema)?);
+        }
+        if lkeys.is_empty() {
+            // No equality: every pair meets (a constant key), then the residual condition
+            // filters them — a theta or cross join, quadratic in the sides it stores.
+            lkeys.push(datafusion::physical_expr::expressions::lit(true));
+            rkeys.push(datafusion::physical_expr::expressions::lit(true));
         }
         for (l, r) in lkeys.iter().zip(&rkeys) {
             let (lt, rt) = (
@@ -497,6 +523,335 @@ impl<'a> Lowering<'a> {
         let append_only =
             (left.append_only || right.append_only) && !(unbounded && kind != JoinKind::Inner);
         Ok(Lowered { input, append_only })
+    }
+
+    /// EXISTS, IN, NOT EXISTS, NOT IN (decorrelated by the optimizer), INTERSECT and
+    /// EXCEPT: a semi or anti join (see ops/semi_join.rs). A join without an equality
+    /// compares a constant key, so every pair is tried against the residual condition.
+    fn lower_semi_join(&mut self, j: &datafusion::logical_expr::Join) -> Result<Lowered> {
+        use crate::dataflow::ops::semi_join::{SemiJoinOp, SemiKind};
+        use datafusion::common::NullEquality;
+        use datafusion::logical_expr::JoinType;
+        let kind = match (j.join_type, j.null_aware) {
+            (JoinType::LeftSemi, _) => SemiKind::Semi,
+            (JoinType::LeftAnti, false) => SemiKind::Anti,
+            (JoinType::LeftAnti, true) if j.on.len() == 1 && j.filter.is_none() => {
+                SemiKind::NullAwareAnti
+            }
+            _ => {
+                return Err(EddyError::unsupported(
+                    "NOT IN over a correlated subquery or several columns in a continuous query is not supported; write NOT EXISTS",
+                ))
+            }
+        };
+        if let Some(f) = &j.filter {
+            if split_within(Some(f)).0.is_some() {
+                return Err(EddyError::unsupported(
+                    "WITHIN bounds a JOIN of two streams, not a semi or anti join",
+                ));
+            }
+        }
+        let left = self.lower_node(&j.left)?;
+        let right = self.lower_node(&j.right)?;
+        if left.append_only && right.append_only && !self.unbounded_joins {
+            return Err(EddyError::unsupported(
+                "EXISTS / IN / INTERSECT / EXCEPT between two streams would keep both streams forever; read a table on one side, or opt in with WITH (unbounded_state = true)",
+            ));
+        }
+        // An append-only left side is not stored: its rows are judged as they arrive.
+        let store_left = !left.append_only || self.unbounded_joins;
+        let (lschema, rschema) = (j.left.schema(), j.right.schema());
+        let (mut lkeys, mut rkeys) = (Vec::new(), Vec::new());
+        for (l, r) in &j.on {
+            let (lk, rk) = (self.physical(l, lschema)?, self.physical(r, rschema)?);
+            let (lt, rt) = (
+                lk.data_type(lschema.as_arrow())?,
+                rk.data_type(rschema.as_arrow())?,
+            );
+            if lt != rt && !datafusion::arrow::compute::can_cast_types(&rt, &lt) {
+                return Err(EddyError::query(
+                    "42804",
+                    format!("keys of types {lt} and {rt} cannot be compared"),
+                ));
+            }
+            lkeys.push(lk);
+            rkeys.push(rk);
+        }
+        if lkeys.is_empty() {
+            lkeys.push(datafusion::physical_expr::expressions::lit(true));
+            rkeys.push(datafusion::physical_expr::expressions::lit(true));
+        }
+        let residual = match &j.filter {
+            Some(f) => Some(self.physical(f, &lschema.join(rschema)?)?),
+            None => None,
+        };
+        let schema = nullable(lschema.as_arrow());
+        let op = SemiJoinOp::try_new(
+            kind,
+            lkeys,
+            rkeys,
+            j.null_equality == NullEquality::NullEqualsNull,
+            residual,
+            schema.clone(),
+            nullable(rschema.as_arrow()),
+            store_left,
+        )?;
+        let input = self.push(Box::new(op), vec![left.input, right.input], schema);
+        Ok(Lowered {
+            input,
+            append_only: !store_left,
+        })
+    }
+
+    /// A constant relation is stored like a table by whatever reads it (it is not a
+    /// stream: a join must see it whole whenever the other side changes).
+    fn constant(&mut self, op: Box<dyn Operator>, schema: SchemaRef) -> Lowered {
+        let input = self.push(op, vec![], schema);
+        Lowered {
+            input,
+            append_only: false,
+        }
+    }
+
+    /// `VALUES (…), (…)`: each constant expression evaluated once, at plan time.
+    fn lower_values(&mut self, v: &datafusion::logical_expr::Values) -> Result<Lowered> {
+        use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
+        let schema = nullable(v.schema.as_arrow());
+        let one = RecordBatch::try_new_with_options(
+            Arc::new(Schema::empty()),
+            vec![],
+            &RecordBatchOptions::new().with_row_count(Some(1)),
+        )?;
+        let no_columns = DFSchema::empty();
+        let mut columns = Vec::new();
+        for (c, field) in schema.fields().iter().enumerate() {
+            let mut cells = Vec::new();
+            for row in &v.values {
+                let e = row
+                    .get(c)
+                    .ok_or_else(|| EddyError::internal("a VALUES row is short of columns"))?;
+                let cell = self
+                    .physical(e, &no_columns)?
+                    .evaluate(&one)?
+                    .into_array(1)?;
+                cells.push(if cell.data_type() == field.data_type() {
+                    cell
+                } else {
+                    datafusion::arrow::compute::cast(&cell, field.data_type())?
+                });
+            }
+            let refs: Vec<&dyn datafusion::arrow::array::Array> =
+                cells.iter().map(|a| a.as_ref()).collect();
+            columns.push(datafusion::arrow::compute::concat(&refs)?);
+        }
+        let rows = RecordBatch::try_new_with_options(
+            schema.clone(),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(v.values.len())),
+        )?;
+        let op = crate::dataflow::ops::values::ValuesOp::new(rows);
+        Ok(self.constant(Box::new(op), schema))
+    }
+
+    fn project(
+        &mut self,
+        p: &datafusion::logical_expr::Projection,
+        child: Lowered,
+    ) -> Result<Lowered> {
+        let exprs = p
+            .expr
+            .iter()
+            .map(|e| self.physical(e, p.input.schema()))
+            .collect::<Result<Vec<_>>>()?;
+        let schema = nullable(p.schema.as_arrow());
+        let input = self.push(
+            Box::new(ProjectOp::new(exprs, schema.clone())),
+            vec![child.input],
+            schema,
+        );
+        Ok(Lowered {
+            input,
+            append_only: child.append_only,
+        })
+    }
+
+    /// `ORDER BY … LIMIT n OFFSET m`: a Top-N under the projections between the LIMIT and
+    /// its ORDER BY (a projection keeps every row, so it commutes with the limit).
+    fn lower_limit(&mut self, l: &datafusion::logical_expr::Limit) -> Result<Lowered> {
+        use datafusion::logical_expr::{FetchType, SkipType};
+        let (SkipType::Literal(skip), FetchType::Literal(fetch)) =
+            (l.get_skip_type()?, l.get_fetch_type()?)
+        else {
+            return Err(EddyError::unsupported(
+                "LIMIT/OFFSET that is not a constant in a continuous query",
+            ));
+        };
+        let mut projections = Vec::new();
+        let mut node = l.input.as_ref();
+        while let LogicalPlan::Projection(p) = node {
+            if is_session_projection(p) {
+                break;
+            }
+            projections.push(p);
+            node = &p.input;
+        }
+        let LogicalPlan::Sort(sort) = node else {
+            return Err(EddyError::unsupported(
+                "LIMIT/OFFSET without ORDER BY in a continuous query: which rows it keeps is not defined; add ORDER BY",
+            ));
+        };
+        // The sort's own fetch keeps its first rows; the limit takes from those.
+        let fetch = match (fetch, sort.fetch) {
+            (f, None) => f,
+            (None, Some(s)) => Some(s.saturating_sub(skip)),
+            (Some(f), Some(s)) => Some(f.min(s.saturating_sub(skip))),
+        };
+        let mut lowered = self.lower_top_n(sort, skip, fetch)?;
+        for p in projections.into_iter().rev() {
+            lowered = self.project(p, lowered)?;
+        }
+        Ok(lowered)
+    }
+
+    fn sort_exprs(
+        &self,
+        sort: &[datafusion::logical_expr::SortExpr],
+        schema: &DFSchema,
+    ) -> Result<Vec<datafusion::physical_expr::PhysicalSortExpr>> {
+        sort.iter()
+            .map(|s| {
+                Ok(datafusion::physical_expr::PhysicalSortExpr::new(
+                    self.physical(&s.expr, schema)?,
+                    datafusion::arrow::compute::SortOptions {
+                        descending: !s.asc,
+                        nulls_first: s.nulls_first,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    fn lower_top_n(
+        &mut self,
+        sort: &datafusion::logical_expr::Sort,
+        skip: usize,
+        fetch: Option<usize>,
+    ) -> Result<Lowered> {
+        use crate::dataflow::ops::top_n::{TopNKind, TopNOp};
+        let child = self.lower_node(&sort.input)?;
+        let in_schema = sort.input.schema();
+        let order = self.sort_exprs(&sort.expr, in_schema)?;
+        let schema = nullable(in_schema.as_arrow());
+        let op = TopNOp::try_new(
+            TopNKind::Limit { skip, fetch },
+            vec![],
+            order,
+            schema.clone(),
+            schema.clone(),
+            child.append_only,
+        )?;
+        let input = self.push(Box::new(op), vec![child.input], schema);
+        Ok(Lowered {
+            input,
+            append_only: false,
+        })
+    }
+
+    /// `WHERE rn <= n` over `ROW_NUMBER() / RANK() / DENSE_RANK() OVER (PARTITION BY …
+    /// ORDER BY …) AS rn`: a Top-N per partition that emits the rank, then the filter
+    /// itself (it is exact on the Top-N's rows, and keeps any other condition).
+    fn lower_ranking(&mut self, f: &datafusion::logical_expr::Filter) -> Result<Lowered> {
+        use crate::dataflow::ops::top_n::{TopNKind, TopNOp};
+        use datafusion::logical_expr::utils::split_conjunction;
+        use datafusion::logical_expr::{BinaryExpr, Operator as Op};
+        let LogicalPlan::Window(w) = f.input.as_ref() else {
+            return Err(EddyError::internal("a ranking filter over something else"));
+        };
+        let refuse = || {
+            EddyError::unsupported(
+                "window functions (OVER) in a continuous query are not supported, except ROW_NUMBER(), RANK() and DENSE_RANK() bounded by a constant in WHERE (Top-N per group)",
+            )
+        };
+        let [e] = w.window_expr.as_slice() else {
+            return Err(refuse());
+        };
+        let e = match e {
+            Expr::Alias(a) => a.expr.as_ref(),
+            other => other,
+        };
+        let Expr::WindowFunction(wf) = e else {
+            return Err(refuse());
+        };
+        let n_in = w.input.schema().fields().len();
+        let rank_column = w.schema.field(n_in).name().clone();
+        let literal = |e: &Expr| match e {
+            Expr::Literal(v, _) => v
+                .cast_to(&datafusion::arrow::datatypes::DataType::Int64)
+                .ok()
+                .and_then(|v| match v {
+                    datafusion::scalar::ScalarValue::Int64(Some(n)) => Some(n),
+                    _ => None,
+                }),
+            _ => None,
+        };
+        let is_rank = |e: &Expr| matches!(e, Expr::Column(c) if c.name == rank_column);
+        let mut max: Option<i64> = None;
+        for c in split_conjunction(&f.predicate) {
+            let Expr::BinaryExpr(BinaryExpr { left, op, right }) = c else {
+                continue;
+            };
+            let bound = match (is_rank(left), literal(right), is_rank(right), literal(left)) {
+                (true, Some(n), _, _) => match op {
+                    Op::LtEq | Op::Eq => Some(n),
+                    Op::Lt => Some(n - 1),
+                    _ => None,
+                },
+                (_, _, true, Some(n)) => match op {
+                    Op::GtEq | Op::Eq => Some(n),
+                    Op::Gt => Some(n - 1),
+                    _ => None,
+                },
+                _ => None,
+            };
+            if let Some(b) = bound {
+                max = Some(max.map_or(b, |m| m.min(b)));
+            }
+        }
+        let Some(max) = max else {
+            return Err(refuse());
+        };
+        let max = max.max(0) as u64;
+        let kind = match wf.fun.name().to_lowercase().as_str() {
+            "row_number" => TopNKind::RowNumber { max },
+            "rank" => TopNKind::Rank { max },
+            "dense_rank" => TopNKind::DenseRank { max },
+            _ => return Err(refuse()),
+        };
+        let child = self.lower_node(&w.input)?;
+        let in_schema = w.input.schema();
+        let partition = wf
+            .params
+            .partition_by
+            .iter()
+            .map(|p| self.physical(p, in_schema))
+            .collect::<Result<Vec<_>>>()?;
+        let order = self.sort_exprs(&wf.params.order_by, in_schema)?;
+        let schema = nullable(w.schema.as_arrow());
+        let op = TopNOp::try_new(
+            kind,
+            partition,
+            order,
+            nullable(in_schema.as_arrow()),
+            schema.clone(),
+            child.append_only,
+        )?;
+        let mut input = self.push(Box::new(op), vec![child.input], schema.clone());
+        let predicate = self.physical(&f.predicate, &w.schema)?;
+        input = self.push(Box::new(FilterOp::new(predicate)), vec![input], schema);
+        Ok(Lowered {
+            input,
+            append_only: false,
+        })
     }
 
     /// A JOIN of two streams, bounded in time by WITHIN (see ops/interval_join.rs).
@@ -650,31 +1005,45 @@ impl<'a> Lowering<'a> {
         };
         let name = f.func.name().to_lowercase();
         let params = &f.params;
-        if !params.order_by.is_empty() {
-            return Err(EddyError::unsupported(format!(
-                "{name}(... ORDER BY ...) in a continuous query"
-            )));
-        }
+        // COUNT, SUM, AVG, MIN, MAX and COUNT(DISTINCT) of one argument are kept by weight;
+        // every other aggregate is recomputed per touched group by DataFusion.
+        let by_weight = params.order_by.is_empty() && params.args.len() <= 1;
         let kind = match (name.as_str(), params.distinct) {
-            ("count", false) => AggKind::Count,
-            ("count", true) => AggKind::CountDistinct,
-            ("sum", false) => AggKind::Sum,
-            ("avg" | "mean", false) => AggKind::Avg,
-            ("min", _) => AggKind::Min,
-            ("max", _) => AggKind::Max,
-            (n, true) => {
-                return Err(EddyError::unsupported(format!(
-                    "{}(DISTINCT ...) in a continuous query is not supported; supported: COUNT, SUM, AVG, MIN, MAX, COUNT(DISTINCT)",
-                    n.to_uppercase()
-                )))
-            }
-            (n, false) => {
-                return Err(EddyError::unsupported(format!(
-                    "aggregate function {}() in a continuous query is not supported yet; supported: COUNT, SUM, AVG, MIN, MAX, COUNT(DISTINCT)",
-                    n.to_uppercase()
-                )))
-            }
+            ("count", false) if by_weight => AggKind::Count,
+            ("count", true) if by_weight => AggKind::CountDistinct,
+            ("sum", false) if by_weight => AggKind::Sum,
+            ("avg" | "mean", false) if by_weight => AggKind::Avg,
+            ("min", _) if by_weight => AggKind::Min,
+            ("max", _) if by_weight => AggKind::Max,
+            _ => AggKind::General,
         };
+        let filter = match &params.filter {
+            Some(f) => Some(self.physical(f, in_schema)?),
+            None => None,
+        };
+        if kind == AggKind::General {
+            for a in params
+                .args
+                .iter()
+                .chain(params.order_by.iter().map(|s| &s.expr))
+            {
+                check_expr(a)?;
+            }
+            let (general, _) = crate::dataflow::ops::general_agg::GeneralAgg::try_new(
+                inner,
+                in_schema,
+                &self.props,
+            )?;
+            return Ok(AggSpec {
+                kind,
+                arg: datafusion::physical_expr::expressions::lit(true),
+                arg_type: datafusion::arrow::datatypes::DataType::Boolean,
+                filter,
+                output_type,
+                display,
+                general: Some(general),
+            });
+        }
         let arg = match params.args.as_slice() {
             [] => datafusion::physical_expr::expressions::lit(1i64),
             [a] => self.physical(a, in_schema)?,
@@ -686,10 +1055,6 @@ impl<'a> Lowering<'a> {
             }
         };
         let arg_type = arg.data_type(in_schema.as_arrow())?;
-        let filter = match &params.filter {
-            Some(f) => Some(self.physical(f, in_schema)?),
-            None => None,
-        };
         Ok(AggSpec {
             kind,
             arg,
@@ -697,6 +1062,7 @@ impl<'a> Lowering<'a> {
             filter,
             output_type,
             display,
+            general: None,
         })
     }
 }
@@ -1039,12 +1405,7 @@ fn is_session_projection(p: &datafusion::logical_expr::Projection) -> bool {
 fn unsupported_node(plan: &LogicalPlan) -> String {
     match plan {
         LogicalPlan::Join(_) => "JOIN in a continuous query is not supported yet".into(),
-        LogicalPlan::Sort(_) => "ORDER BY in a continuous query is not supported: a view is an unordered set; ORDER BY when you SELECT from it".into(),
-        LogicalPlan::Limit(_) => "LIMIT/OFFSET in a continuous query is not supported".into(),
-        LogicalPlan::Window(_) => "window functions (OVER) in a continuous query are not supported".into(),
-        LogicalPlan::EmptyRelation(_) | LogicalPlan::Values(_) => {
-            "a continuous query must read from a stream, table or view (FROM ...)".into()
-        }
+        LogicalPlan::Window(_) => "window functions (OVER) in a continuous query are not supported, except ROW_NUMBER(), RANK() and DENSE_RANK() bounded by a constant in WHERE (Top-N per group)".into(),
         LogicalPlan::Unnest(_) => "UNNEST in a continuous query is not supported".into(),
         LogicalPlan::RecursiveQuery(_) => "WITH RECURSIVE in a continuous query is not supported".into(),
         LogicalPlan::Subquery(_) => "subqueries in expressions in a continuous query are not supported yet".into(),

@@ -764,10 +764,16 @@ fn parse_with_sqlparser(
                 CreateTableOptions::With(o) => o.clone(),
                 _ => vec![],
             };
+            let name = object_name(&v.name);
+            let query = if v.columns.is_empty() {
+                v.query
+            } else {
+                rename_view_columns(&name, &v.query, &v.columns)?
+            };
             Ok(EddyStatement::CreateView {
-                name: object_name(&v.name),
+                name,
                 kind: ViewKind::MaterializedView,
-                query: v.query,
+                query,
                 emit,
                 options,
                 if_not_exists: v.if_not_exists,
@@ -939,4 +945,26 @@ mod tests {
             EddyStatement::ExplainQuery(_)
         ));
     }
+}
+
+/// `CREATE MATERIALIZED VIEW v (a, b) AS q` names the columns: the query becomes
+/// `SELECT * FROM (q) AS v (a, b)`, so a wrong count is DataFusion's planning error.
+fn rename_view_columns(
+    name: &str,
+    query: &Query,
+    columns: &[datafusion::sql::sqlparser::ast::ViewColumnDef],
+) -> Result<Box<Query>> {
+    if columns
+        .iter()
+        .any(|c| c.data_type.is_some() || c.options.is_some())
+    {
+        return Err(EddyError::unsupported(
+            "types or options in a materialized view's column list; name the columns only",
+        ));
+    }
+    let names: Vec<String> = columns.iter().map(|c| c.name.to_string()).collect();
+    let alias = datafusion::sql::sqlparser::ast::Ident::with_quote('"', name);
+    let sql = format!("SELECT * FROM ({query}) AS {alias} ({})", names.join(", "));
+    let mut p = Parser::new(&PostgreSqlDialect {}).try_with_sql(&sql)?;
+    Ok(p.parse_query()?)
 }

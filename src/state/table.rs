@@ -441,6 +441,11 @@ impl IndexedZSet {
         Ok(())
     }
 
+    /// The keys that have rows.
+    pub fn keys(&self) -> impl Iterator<Item = &Vec<u8>> {
+        self.index.keys()
+    }
+
     /// Sum of all multiplicities.
     pub fn total(&self) -> i64 {
         self.index.values().map(|k| k.total).sum()

@@ -1,5 +1,5 @@
-//! Aggregate: GROUP BY with COUNT, SUM, AVG, MIN, MAX and COUNT(DISTINCT), maintained under
-//! insertions and retractions.
+//! Aggregate: GROUP BY with any aggregate function, maintained under insertions and
+//! retractions.
 //!
 //! Takes deltas, keeps per-group state, emits deltas. For every group g touched by Δin:
 //! Δout = −old_row(g) + new_row(g), where old_row is what was last emitted for g (none if g
@@ -10,7 +10,10 @@
 //! COUNT/SUM/AVG keep running sums, updated by weight, so retraction is exact for integers
 //! and decimals. MIN/MAX keep a value → count map ordered by the SQL order of the value
 //! (Arrow's row format is order-preserving), so removing the current extreme finds the next
-//! one. COUNT(DISTINCT) keeps a value → count map and counts its keys.
+//! one. COUNT(DISTINCT) keeps a value → count map and counts its keys. Every other
+//! aggregate (bool_and, stddev, string_agg, DISTINCT and ORDER BY forms, …) keeps the
+//! group's rows as a multiset and recomputes the touched group with DataFusion's own
+//! accumulator (general_agg.rs).
 //! Without GROUP BY there is exactly one group, which always has a row (COUNT = 0 on empty
 //! input), as in SQL.
 
@@ -30,6 +33,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::scalar::ScalarValue;
 
 use super::float_sum::FloatSum;
+use super::general_agg::GeneralAgg;
 use crate::core::batch::{row_converter_for, ChangeBatch};
 use crate::dataflow::operator::{Ctx, Operator};
 use crate::error::{EddyError, Result};
@@ -65,6 +69,9 @@ pub enum AggKind {
     Avg,
     Min,
     Max,
+    /// Any other DataFusion aggregate, recomputed from the group's stored rows
+    /// (see general_agg.rs).
+    General,
 }
 
 /// One aggregate of the operator, resolved at plan time.
@@ -76,6 +83,8 @@ pub struct AggSpec {
     pub filter: Option<Arc<dyn PhysicalExpr>>,
     pub output_type: DataType,
     pub display: String,
+    /// For [`AggKind::General`]: the DataFusion aggregate and what to store per row.
+    pub general: Option<GeneralAgg>,
 }
 
 /// How a SUM/AVG accumulates: exactly for integers and decimals, in f64 for floats.
@@ -128,6 +137,8 @@ enum Accumulator {
     Extreme(Option<Vec<u8>>),
     /// Value → multiplicity. COUNT(DISTINCT).
     Distinct(HashMap<Vec<u8>, i64>),
+    /// The group's rows (ORDER BY values and arguments, in order) → multiplicity.
+    Rows(BTreeMap<Vec<u8>, i64>),
 }
 
 #[derive(Clone)]
@@ -171,6 +182,12 @@ impl StateCodec for Accumulator {
                     w.bytes(v).i64(*c);
                 }
             }
+            Accumulator::Rows(m) => {
+                w.u8(5).u64(m.len() as u64);
+                for (v, c) in m {
+                    w.bytes(v).i64(*c);
+                }
+            }
         }
         Ok(())
     }
@@ -205,6 +222,15 @@ impl StateCodec for Accumulator {
                     m.insert(v, r.i64()?);
                 }
                 Accumulator::Distinct(m)
+            }
+            5 => {
+                let n = r.u64()?;
+                let mut m = BTreeMap::new();
+                for _ in 0..n {
+                    let v = r.vec()?;
+                    m.insert(v, r.i64()?);
+                }
+                Accumulator::Rows(m)
             }
             other => {
                 return Err(EddyError::Storage(format!(
@@ -337,10 +363,15 @@ impl AggregateOp {
                     domains.push(None);
                     value_converters.push(Some(row_converter_for(&[a.arg_type.clone()])?));
                 }
-                AggKind::Count => {
+                AggKind::Count | AggKind::General => {
                     domains.push(None);
                     value_converters.push(None);
                 }
+            }
+            if (a.kind == AggKind::General) != a.general.is_some() {
+                return Err(EddyError::internal(
+                    "a general aggregate without its DataFusion aggregate",
+                ));
             }
         }
         Ok(AggregateOp {
@@ -418,6 +449,7 @@ impl AggregateOp {
                 AggKind::Min | AggKind::Max if self.append_only => Accumulator::Extreme(None),
                 AggKind::Min | AggKind::Max => Accumulator::Ordered(BTreeMap::new()),
                 AggKind::CountDistinct => Accumulator::Distinct(HashMap::new()),
+                AggKind::General => Accumulator::Rows(BTreeMap::new()),
             })
             .collect()
     }
@@ -445,9 +477,10 @@ impl AggregateOp {
                     Some(d) => Some(cast(&arg, &d.accumulation_type())?),
                     None => None,
                 };
-                let rows = match &self.value_converters[i] {
-                    Some(c) => Some(c.convert_columns(&[arg.clone()])?),
-                    None => None,
+                let rows = match (&self.value_converters[i], &a.general) {
+                    (Some(c), _) => Some(c.convert_columns(&[arg.clone()])?),
+                    (None, Some(g)) => Some(g.rows(batch)?),
+                    (None, None) => None,
                 };
                 Ok(AggInput {
                     values,
@@ -510,6 +543,11 @@ impl AggregateOp {
                 (AggKind::Min | AggKind::Max, Accumulator::Extreme(v)) => {
                     self.decode_value(i, v.as_ref(), &a.output_type)?
                 }
+                (AggKind::General, Accumulator::Rows(m)) => a
+                    .general
+                    .as_ref()
+                    .ok_or_else(|| EddyError::internal("a general aggregate without its plan"))?
+                    .evaluate(m)?,
                 _ => {
                     return Err(EddyError::internal(
                         "aggregate state does not match its kind",
@@ -774,6 +812,14 @@ impl Operator for AggregateOp {
                         let v = input.rows.as_ref().expect("DISTINCT has rows").row(i);
                         bump!(m, v.as_ref(), w);
                     }
+                    Accumulator::Rows(m) => {
+                        let v = input
+                            .rows
+                            .as_ref()
+                            .expect("a general aggregate has rows")
+                            .row(i);
+                        bump!(m, v.as_ref(), w);
+                    }
                 }
             }
         }
@@ -956,6 +1002,7 @@ mod tests {
                     filter: None,
                     output_type,
                     display: format!("{k:?}"),
+                    general: None,
                 }
             })
             .collect();
