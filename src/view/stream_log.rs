@@ -45,6 +45,9 @@ pub struct StreamLog {
     schema: SchemaRef,
     tail: Vec<RecordBatch>,
     tail_rows: usize,
+    /// Bytes the tail holds, kept as it changes (metrics and `pg_relation_size` ask for
+    /// it per statement, and the tail can be thousands of one-row batches).
+    tail_bytes: usize,
     chunks: VecDeque<Chunk>,
     chunk_rows: usize,
     /// Chunks dropped by retention, to delete at the next checkpoint.
@@ -66,6 +69,7 @@ impl StreamLog {
             schema,
             tail: Vec::new(),
             tail_rows: 0,
+            tail_bytes: 0,
             chunks: VecDeque::new(),
             chunk_rows: 0,
             trimmed: Vec::new(),
@@ -100,6 +104,7 @@ impl StreamLog {
             RecordBatch::try_new(delta.data.schema(), cols)?
         };
         self.tail_rows += batch.num_rows();
+        self.tail_bytes += batch.get_array_memory_size();
         self.tail.push(batch);
         Ok(())
     }
@@ -114,7 +119,9 @@ impl StreamLog {
         let added: i64 = delta.weights.values().iter().sum();
         match self.tail.last() {
             Some(b) if b.num_rows() as i64 == added => {
-                self.tail.pop();
+                if let Some(b) = self.tail.pop() {
+                    self.tail_bytes -= b.get_array_memory_size();
+                }
                 self.tail_rows -= added as usize;
                 Ok(())
             }
@@ -146,6 +153,7 @@ impl StreamLog {
             let newest = times.iter().flatten().max().copied();
             if newest.map(|t| t < cutoff).unwrap_or(true) {
                 self.tail_rows -= first.num_rows();
+                self.tail_bytes -= first.get_array_memory_size();
                 self.tail.remove(0);
             } else {
                 break;
@@ -183,6 +191,7 @@ impl StreamLog {
             std::mem::take(&mut self.tail),
             TAIL_BATCH_ROWS,
         )?;
+        self.tail_bytes = self.tail.iter().map(|b| b.get_array_memory_size()).sum();
         Ok(())
     }
 
@@ -192,7 +201,7 @@ impl StreamLog {
 
     /// Bytes held in memory (stored chunks are on disk, not counted).
     pub fn memory_bytes(&self) -> usize {
-        self.tail.iter().map(|b| b.get_array_memory_size()).sum()
+        self.tail_bytes
     }
 
     /// Stage a checkpoint into `batch`: the tail as new chunks of table `table`, and the
@@ -277,6 +286,7 @@ impl StreamLog {
         self.chunk_rows = self.chunks.iter().map(|c| c.rows).sum();
         self.tail.drain(..exported.min(self.tail.len()));
         self.tail_rows = self.tail.iter().map(|b| b.num_rows()).sum();
+        self.tail_bytes = self.tail.iter().map(|b| b.get_array_memory_size()).sum();
         self.trimmed.retain(|t| !deleted.contains(t));
         self.next_seq = done.next_seq;
         self.store = Some((store, done.table));
@@ -294,6 +304,7 @@ impl StreamLog {
         self.chunk_rows = self.chunks.iter().map(|c| c.rows).sum();
         self.tail.clear();
         self.tail_rows = 0;
+        self.tail_bytes = 0;
         self.trimmed.clear();
         self.exporting = None;
         self.next_seq = done.next_seq;
@@ -557,6 +568,7 @@ mod tests {
             (1, 10),
             "only the rows that came during the checkpoint are in memory"
         );
+        assert_eq!(log.memory_bytes(), log.tail[0].get_array_memory_size());
 
         let mut restored = StreamLog::new(schema());
         restored.restore(store.clone(), &done);
