@@ -311,8 +311,12 @@ fn entrypoint_and_healthcheck_against_a_running_eddy() {
     let other_port = other.local_addr().unwrap().port();
     std::thread::spawn(move || {
         for s in other.incoming().flatten() {
-            use std::io::Write;
+            use std::io::{Read, Write};
             let mut s = s;
+            // Read the request first, as a server does: closing with it unread resets the
+            // connection, and the probe then fails before it sees the status line.
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(1)));
+            let _ = s.read(&mut [0u8; 1024]);
             let _ = s.write_all(b"HTTP/1.0 400 Bad Request\r\n\r\n");
         }
     });
