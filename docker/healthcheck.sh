@@ -6,6 +6,9 @@
 # The Postgres probe sends an SSLRequest, which every Postgres server answers with one
 # byte ('S' or 'N') before any authentication, and closes.
 set -u
+# A peer that closes early makes a write fail (EPIPE) instead of killing this script
+# silently with SIGPIPE: every failure then says why.
+trap '' PIPE
 
 timeout_s="${EDDY_HEALTHCHECK_TIMEOUT:-3}"
 
