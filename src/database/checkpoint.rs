@@ -246,6 +246,7 @@ impl Database {
             // Streams write their tails again (same chunk numbers); the rest is carried.
             let mut failed = batch;
             failed.retain_tables(|t| t & STREAM_TABLES == 0);
+            failed.compact();
             *self
                 .checkpoint_carry
                 .lock()

@@ -69,19 +69,6 @@ fn unsupported(t: &DataType) -> DataFusionError {
     ))))
 }
 
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 fn day_of_year(y: i64, m: u32, d: u32) -> u32 {
     let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     let cum = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
@@ -92,7 +79,7 @@ fn day_of_year(y: i64, m: u32, d: u32) -> u32 {
 pub fn format_timestamp(us: i64, pattern: &str) -> String {
     let days = us.div_euclid(86_400_000_000);
     let tod = us.rem_euclid(86_400_000_000);
-    let (y, m, d) = civil(days);
+    let (y, m, d) = crate::server::pg_text::civil_from_days(days);
     let dow = (days + 4).rem_euclid(7) as usize; // 1970-01-01 was a Thursday
     let hour = tod / 3_600_000_000;
     let minute = tod / 60_000_000 % 60;

@@ -360,7 +360,7 @@ fn year_suffix(y: i64, f: impl Fn(i64) -> String) -> String {
 }
 
 /// Howard Hinnant's days → (year, month, day) in the proleptic Gregorian calendar.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

@@ -80,6 +80,19 @@ impl WriteBatch {
         self.ops.extend(later.ops);
     }
 
+    /// Keep only the last op per `(table, key)`: the batch means the same, and a batch
+    /// carried across failed checkpoints stays the size of what it touches.
+    pub fn compact(&mut self) {
+        let mut seen = std::collections::HashSet::new();
+        let mut ops: Vec<BatchOp> = std::mem::take(&mut self.ops)
+            .into_iter()
+            .rev()
+            .filter(|(t, k, _)| seen.insert((*t, k.clone())))
+            .collect();
+        ops.reverse();
+        self.ops = ops;
+    }
+
     /// Keep only the ops on tables for which `keep` is true.
     pub fn retain_tables(&mut self, keep: impl Fn(u64) -> bool) {
         self.ops.retain(|(t, _, _)| keep(*t));
@@ -630,6 +643,27 @@ mod tests {
                     prop_assert_eq!(store.scan(t).unwrap(), model.scan(t).unwrap(), "table {}", t);
                 }
             }
+        }
+    }
+
+    /// Compacting keeps the last op per key: committing it leaves what the whole batch does.
+    #[test]
+    fn compact_keeps_what_the_batch_means() {
+        let mut b = WriteBatch::default();
+        b.put(1, b"k", b"v1");
+        b.put(2, b"k", b"other table");
+        b.delete(1, b"k");
+        b.put(1, b"j", b"j1");
+        b.put(1, b"k", b"v2");
+        b.delete(1, b"j");
+        let whole = MemoryStateStore::default();
+        whole.commit(&b).unwrap();
+        b.compact();
+        assert_eq!(b.len(), 3);
+        let compacted = MemoryStateStore::default();
+        compacted.commit(&b).unwrap();
+        for t in [1, 2] {
+            assert_eq!(whole.scan(t).unwrap(), compacted.scan(t).unwrap());
         }
     }
 }
