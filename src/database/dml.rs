@@ -175,7 +175,10 @@ impl Database {
         } else {
             source.as_ref()
         };
-        let (src_schema, batches) = self.run_query(source).await?;
+        let (src_schema, batches) = match super::literal_values::literal_batch(source) {
+            Some(batch) => (batch.schema(), vec![batch]),
+            None => self.run_query(source).await?,
+        };
         let src_cols = src_schema.fields().len();
         if src_cols > targets.len() {
             return Err(EddyError::query(

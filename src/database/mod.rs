@@ -18,6 +18,7 @@ mod ddl;
 mod dml;
 mod group_commit;
 mod kafka;
+mod literal_values;
 mod observe;
 pub mod params;
 mod pg_functions;
