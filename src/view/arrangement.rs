@@ -5,7 +5,8 @@
 //! - [`Storage::Keyed`]: a table with a primary key; one row per key.
 //!
 //! Invariant: a snapshot equals the sum of all deltas applied so far (multiplicities never
-//! negative). Snapshots are cached until the next change, so repeated SELECTs are cheap.
+//! negative). A view's snapshot is kept up to date by deltas, mostly outside the database
+//! lock (see [`crate::view::published`]).
 
 // hashbrown with a fast non-cryptographic hasher: row keys are hashed once per row.
 use datafusion::common::HashMap;
@@ -17,13 +18,14 @@ use datafusion::arrow::row::RowConverter;
 use crate::core::batch::{row_converter, take_columns, ChangeBatch};
 use crate::error::{EddyError, Result};
 use crate::state::table::{Changes, Entries};
+use crate::view::published::{Pending, Published};
 use crate::view::stream_log::StreamLog;
 
 pub struct Arrangement {
     schema: SchemaRef,
     converter: RowConverter,
     rows: HashMap<Vec<u8>, i64>,
-    cached: Option<RecordBatch>,
+    published: Published,
     /// Rows changed since the last checkpoint (None: not tracking, see `StateTable`).
     changed: Option<std::collections::HashSet<Vec<u8>>>,
 }
@@ -34,7 +36,7 @@ impl Arrangement {
             converter: row_converter(&schema)?,
             schema,
             rows: HashMap::new(),
-            cached: None,
+            published: Published::default(),
             changed: None,
         })
     }
@@ -43,6 +45,20 @@ impl Arrangement {
         if delta.is_empty() {
             return Ok(());
         }
+        match self.apply_rows(delta) {
+            Ok(()) => {
+                self.published.record(delta);
+                Ok(())
+            }
+            Err(e) => {
+                // Applied in part: the deltas no longer describe the rows.
+                self.published.forget();
+                Err(e)
+            }
+        }
+    }
+
+    fn apply_rows(&mut self, delta: &ChangeBatch) -> Result<()> {
         let rows = self.converter.convert_columns(delta.data.columns())?;
         if let Some(changed) = &mut self.changed {
             changed.extend((0..rows.num_rows()).map(|i| rows.row(i).data().to_vec()));
@@ -71,14 +87,25 @@ impl Arrangement {
                 }
             }
         }
-        self.cached = None;
         Ok(())
     }
 
-    pub fn snapshot(&mut self) -> Result<RecordBatch> {
-        if let Some(b) = &self.cached {
-            return Ok(b.clone());
+    /// The contents; see [`Published`] for what is done under the caller's lock.
+    pub fn deferred_snapshot(&mut self) -> Result<Snapshot> {
+        if let Some(p) = self.published.snapshot() {
+            return Ok(Snapshot::View(p));
         }
+        let batch = self.build_snapshot()?;
+        self.published.set_base(batch.clone());
+        Ok(Snapshot::Batches(vec![batch]))
+    }
+
+    pub fn snapshot(&mut self) -> Result<RecordBatch> {
+        one_batch(self.deferred_snapshot()?)
+    }
+
+    /// The contents rebuilt from the row map.
+    fn build_snapshot(&self) -> Result<RecordBatch> {
         let parser = self.converter.parser();
         let mut rows = Vec::with_capacity(self.rows.len());
         for (bytes, count) in &self.rows {
@@ -87,13 +114,11 @@ impl Arrangement {
             }
         }
         let columns = self.converter.convert_rows(rows)?;
-        let batch = if columns.is_empty() {
-            RecordBatch::new_empty(self.schema.clone())
+        if columns.is_empty() {
+            Ok(RecordBatch::new_empty(self.schema.clone()))
         } else {
-            RecordBatch::try_new(self.schema.clone(), columns)?
-        };
-        self.cached = Some(batch.clone());
-        Ok(batch)
+            Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -124,7 +149,7 @@ impl Arrangement {
                 .map_err(|_| EddyError::Storage("checkpoint row count is not 8 bytes".into()))?;
             self.rows.insert(row, i64::from_le_bytes(count));
         }
-        self.cached = None;
+        self.published.forget();
         self.changed = Some(Default::default());
         Ok(())
     }
@@ -154,7 +179,7 @@ pub struct KeyedArrangement {
     converter: RowConverter,
     key_converter: RowConverter,
     by_key: HashMap<Vec<u8>, Vec<u8>>,
-    cached: Option<RecordBatch>,
+    published: Published,
     /// Keys changed since the last checkpoint (None: not tracking).
     changed: Option<std::collections::HashSet<Vec<u8>>>,
 }
@@ -168,7 +193,7 @@ impl KeyedArrangement {
             schema,
             key_columns,
             by_key: HashMap::new(),
-            cached: None,
+            published: Published::default(),
             changed: None,
         })
     }
@@ -306,19 +331,24 @@ impl KeyedArrangement {
                     .insert(keys.row(i).data().to_vec(), full.row(i).data().to_vec());
             }
         }
-        self.cached = None;
+        self.published.record(delta);
         Ok(())
     }
 
-    pub fn snapshot(&mut self) -> Result<RecordBatch> {
-        if let Some(b) = &self.cached {
-            return Ok(b.clone());
+    /// The contents; see [`Published`] for what is done under the caller's lock.
+    pub fn deferred_snapshot(&mut self) -> Result<Snapshot> {
+        if let Some(p) = self.published.snapshot() {
+            return Ok(Snapshot::View(p));
         }
         let parser = self.converter.parser();
         let rows: Vec<_> = self.by_key.values().map(|r| parser.parse(r)).collect();
         let batch = self.rows_to_batch(rows)?;
-        self.cached = Some(batch.clone());
-        Ok(batch)
+        self.published.set_base(batch.clone());
+        Ok(Snapshot::Batches(vec![batch]))
+    }
+
+    pub fn snapshot(&mut self) -> Result<RecordBatch> {
+        one_batch(self.deferred_snapshot()?)
     }
 
     pub fn len(&self) -> usize {
@@ -341,7 +371,7 @@ impl KeyedArrangement {
 
     fn import(&mut self, entries: Entries) {
         self.by_key = entries.into_iter().collect();
-        self.cached = None;
+        self.published.forget();
         self.changed = Some(Default::default());
     }
 
@@ -367,6 +397,8 @@ impl KeyedArrangement {
 pub enum Snapshot {
     Batches(Vec<RecordBatch>),
     Stream(crate::view::stream_log::StreamSnapshot),
+    /// A view's last published batch and the deltas since.
+    View(Pending),
 }
 
 impl Snapshot {
@@ -374,7 +406,19 @@ impl Snapshot {
         match self {
             Snapshot::Batches(b) => Ok(b),
             Snapshot::Stream(s) => s.load(),
+            Snapshot::View(p) => Ok(vec![p.load()?]),
         }
+    }
+}
+
+/// An arrangement's snapshot, loaded now (it is always one batch).
+fn one_batch(s: Snapshot) -> Result<RecordBatch> {
+    let mut batches = s.load()?;
+    match batches.len() {
+        1 => Ok(batches.remove(0)),
+        _ => Err(EddyError::internal(
+            "an arrangement's snapshot is not one batch",
+        )),
     }
 }
 
@@ -430,8 +474,8 @@ impl Storage {
     pub fn deferred_snapshot(&mut self) -> Result<Snapshot> {
         match self {
             Storage::Log(l) => Ok(Snapshot::Stream(l.deferred_snapshot()?)),
-            Storage::Multiset(a) => Ok(Snapshot::Batches(vec![a.snapshot()?])),
-            Storage::Keyed(k) => Ok(Snapshot::Batches(vec![k.snapshot()?])),
+            Storage::Multiset(a) => a.deferred_snapshot(),
+            Storage::Keyed(k) => k.deferred_snapshot(),
         }
     }
 

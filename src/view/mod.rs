@@ -2,6 +2,7 @@
 //! keyed) that `SELECT` snapshots.
 
 pub mod arrangement;
+pub mod published;
 pub mod stream_log;
 pub mod subscription;
 
