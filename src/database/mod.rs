@@ -24,6 +24,7 @@ mod pg_functions;
 mod query;
 mod show;
 pub(crate) mod sources;
+mod upsert;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
