@@ -296,8 +296,88 @@ fn unit_domain(x: f64) -> Option<(&'static str, &'static str)> {
     (!x.is_nan() && !(-1.0..=1.0).contains(&x)).then_some(("22003", "input is out of range"))
 }
 
+/// `log(x)` / `log(b, x)` over DataFusion's, with Postgres' domain errors (2201E for a zero
+/// or negative argument) instead of -Infinity or NaN.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Log {
+    inner: Arc<ScalarUDF>,
+    signature: Signature,
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for Log {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn aliases(&self) -> &[String] {
+        self.inner.aliases()
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, types: &[DataType]) -> Result<Vec<DataType>> {
+        let fields: Vec<_> = types
+            .iter()
+            .map(|t| {
+                Arc::new(datafusion::arrow::datatypes::Field::new(
+                    "f",
+                    t.clone(),
+                    true,
+                ))
+            })
+            .collect();
+        Ok(
+            datafusion::logical_expr::type_coercion::functions::fields_with_udf(
+                &fields,
+                self.inner.as_ref(),
+            )?
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect(),
+        )
+    }
+
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        self.inner.return_type(args)
+    }
+
+    fn return_field_from_args(
+        &self,
+        args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> Result<datafusion::arrow::datatypes::FieldRef> {
+        self.inner.return_field_from_args(args)
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: datafusion::logical_expr::ScalarFunctionArgs,
+    ) -> Result<datafusion::logical_expr::ColumnarValue> {
+        use datafusion::arrow::array::{Array, AsArray};
+        for a in &args.args {
+            let values = a.to_array(args.number_rows.max(1))?;
+            let values = datafusion::arrow::compute::cast(&values, &DataType::Float64)?;
+            let values = values.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+            for i in 0..values.len() {
+                if values.is_null(i) {
+                    continue;
+                }
+                if let Some((code, message)) = log_domain(values.value(i)) {
+                    return Err(user_error(code, message));
+                }
+            }
+        }
+        self.inner.invoke_with_args(args)
+    }
+}
+
 pub fn functions() -> Vec<Arc<ScalarUDF>> {
     vec![
+        Arc::new(ScalarUDF::new_from_impl(Log {
+            inner: datafusion::functions::math::log(),
+            signature: Signature::user_defined(Volatility::Immutable),
+        })),
         RowFunction::udf("ln", one_number(), f64_ret, |a, _| {
             checked_float(&a[0], f64::ln, log_domain)
         }),

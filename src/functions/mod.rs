@@ -119,6 +119,7 @@ impl ExprPlanner for PostgresPlanner {
                 | BinaryOperator::Minus
                 | BinaryOperator::Multiply
                 | BinaryOperator::Divide
+                | BinaryOperator::Modulo
         );
         if !arith {
             return Ok(PlannerResult::Original(expr));
@@ -173,7 +174,10 @@ impl ExprPlanner for PostgresPlanner {
 
         // integer arithmetic is checked: overflow is 22003, not a wrapped value
         if let (Some(a), Some(b)) = (int_rank(&lt), int_rank(&rt)) {
-            if op != BinaryOperator::Divide {
+            if matches!(
+                op,
+                BinaryOperator::Plus | BinaryOperator::Minus | BinaryOperator::Multiply
+            ) {
                 let t = if a >= b { lt.clone() } else { rt.clone() };
                 let which = match op {
                     BinaryOperator::Plus => arith::CheckedOp::Add,
@@ -185,13 +189,28 @@ impl ExprPlanner for PostgresPlanner {
                     vec![cast_if(left, &lt, &t), cast_if(right, &rt, &t)],
                 )));
             }
-            // Division keeps DataFusion's (truncating, 22012 on zero), at the narrowed type.
+            // Division and modulo keep DataFusion's (truncating, 22012 on zero), at the
+            // narrowed type.
             let t = if a >= b { lt.clone() } else { rt.clone() };
             return Ok(PlannerResult::Original(RawBinaryExpr {
                 op,
                 left: cast_if(left, &lt, &t),
                 right: cast_if(right, &rt, &t),
             }));
+        }
+
+        // Postgres has no % on real or double precision
+        if op == BinaryOperator::Modulo && (lt.is_floating() || rt.is_floating()) {
+            return Err(datafusion::common::DataFusionError::External(Box::new(
+                crate::error::EddyError::query(
+                    "42883",
+                    format!(
+                        "operator does not exist: {} % {}",
+                        crate::sql::types::pg_type_name(&lt),
+                        crate::sql::types::pg_type_name(&rt)
+                    ),
+                ),
+            )));
         }
 
         // float division by zero is 22012, not Infinity

@@ -154,6 +154,9 @@ fn is_float_type(t: &DataType) -> bool {
 }
 
 fn rewrite_literal(e: &mut Expr) {
+    negate_interval_literal(e);
+    array_literal(e);
+    pg_typeof_literal(e);
     negate_power_base(e);
     similar_to_regex(e);
     // `1e15::float8`: a decimal literal goes to float through its text, as Postgres reads
@@ -229,6 +232,138 @@ fn rewrite_literal(e: &mut Expr) {
         }
         _ => {}
     }
+}
+
+/// `-interval '1 day 02:00'`: every field of the literal changes sign, as Postgres negates
+/// an interval (`-1 days -02:00:00`); it is read here and written negated.
+fn negate_interval_literal(e: &mut Expr) {
+    use datafusion::sql::sqlparser::ast::UnaryOperator;
+    let Expr::UnaryOp {
+        op: UnaryOperator::Minus,
+        expr,
+    } = e
+    else {
+        return;
+    };
+    let Expr::Interval(iv) = expr.as_ref() else {
+        return;
+    };
+    if iv.leading_field.is_some() || iv.last_field.is_some() {
+        return;
+    }
+    let Some((m, d, us)) = string_of(&iv.value).and_then(parse_interval) else {
+        return;
+    };
+    let mut negated = iv.clone();
+    set_string(&mut negated.value, interval_text(-m, -d, -us));
+    *e = Expr::Interval(negated);
+}
+
+/// `'{1,2,3}'::int[]`: a one-dimensional array literal in Postgres' text form is the array
+/// of its elements, each cast to the element type (`NULL` unquoted is NULL). Quoted or
+/// nested elements are left to the cast (and its error).
+fn array_literal(e: &mut Expr) {
+    use datafusion::sql::sqlparser::ast::{Array, ArrayElemTypeDef};
+    let Expr::Cast {
+        expr, data_type, ..
+    } = &*e
+    else {
+        return;
+    };
+    let DataType::Array(ArrayElemTypeDef::SquareBracket(elem, _)) = data_type else {
+        return;
+    };
+    let Some(text) = string_of(expr).map(str::to_string) else {
+        return;
+    };
+    let elem = elem.as_ref().clone();
+    let Some(body) = text
+        .trim()
+        .strip_prefix('{')
+        .and_then(|t| t.strip_suffix('}'))
+    else {
+        return;
+    };
+    if body.contains(['{', '}', '"', '\\']) {
+        return;
+    }
+    let items: Vec<&str> = if body.trim().is_empty() {
+        vec![]
+    } else {
+        body.split(',').map(str::trim).collect()
+    };
+    let mut elems = Vec::with_capacity(items.len());
+    for item in items {
+        let mut cast = e.clone();
+        if let Expr::Cast {
+            expr, data_type, ..
+        } = &mut cast
+        {
+            **expr = if item.eq_ignore_ascii_case("null") {
+                Expr::value(Value::Null)
+            } else {
+                Expr::value(Value::SingleQuotedString(item.to_string()))
+            };
+            *data_type = elem.clone();
+        }
+        elems.push(cast);
+    }
+    if elems.is_empty() {
+        return;
+    }
+    *e = Expr::Array(Array {
+        elem: elems,
+        named: true,
+    });
+}
+
+/// `pg_typeof(1)`: an integer constant is int4 when it fits, int8 when that fits, else
+/// numeric (DataFusion reads every integer constant as int8). The constant is cast to the
+/// type Postgres gives it, so pg_typeof names that type.
+fn pg_typeof_literal(e: &mut Expr) {
+    use datafusion::sql::sqlparser::ast::{
+        ExactNumberInfo, FunctionArg, FunctionArgExpr, FunctionArguments, UnaryOperator,
+    };
+    let Expr::Function(f) = e else { return };
+    if !f.name.to_string().eq_ignore_ascii_case("pg_typeof") {
+        return;
+    }
+    let FunctionArguments::List(list) = &mut f.args else {
+        return;
+    };
+    let [FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))] = list.args.as_mut_slice() else {
+        return;
+    };
+    let number = |v: &Value| match v {
+        Value::Number(n, _) if n.bytes().all(|b| b.is_ascii_digit()) => Some(n.clone()),
+        _ => None,
+    };
+    let text = match &*arg {
+        Expr::Value(v) => number(&v.value),
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => match expr.as_ref() {
+            Expr::Value(v) => number(&v.value).map(|n| format!("-{n}")),
+            _ => None,
+        },
+        _ => None,
+    };
+    let Some(text) = text else { return };
+    let t = if text.parse::<i32>().is_ok() {
+        DataType::Int(None)
+    } else if text.parse::<i64>().is_ok() {
+        DataType::BigInt(None)
+    } else {
+        DataType::Numeric(ExactNumberInfo::None)
+    };
+    *arg = Expr::Cast {
+        kind: datafusion::sql::sqlparser::ast::CastKind::DoubleColon,
+        expr: Box::new(arg.clone()),
+        data_type: t,
+        array: false,
+        format: None,
+    };
 }
 
 /// `'1.50'::numeric`, `numeric '1.50'`, `1.50::numeric`: Postgres keeps the scale a
