@@ -469,6 +469,8 @@ impl Database {
         let mut query: Query = (**query).clone();
         inner.expand_hidden(&mut query);
         let window = inner.rewrite_windows(&mut query, ksql_window)?;
+        // The same Postgres literals, casts and operators as an ad-hoc query.
+        crate::sql::pg_literals::rewrite(&mut query);
         let emit_final = emit == Some(Emit::Final);
         if emit_final && window.is_none() {
             return Err(EddyError::unsupported(
@@ -494,6 +496,8 @@ impl Database {
         ));
         // The planner does no I/O for in-memory tables, so this completes at once.
         let plan = futures::executor::block_on(ctx.state().statement_to_plan(stmt))?;
+        crate::functions::check_casts(&plan)?;
+        let plan = crate::functions::postgres_casts(plan)?;
         crate::plan::check_time_functions(&plan)?;
         let plan = ctx.state().optimize(&plan)?;
         let plan = crate::plan::optimize_view(plan, window.is_some())?;

@@ -10,7 +10,8 @@ use datafusion::arrow::compute::{can_cast_types, cast_with_options, concat_batch
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::util::display::FormatOptions;
 use datafusion::sql::sqlparser::ast::{
-    Assignment, AssignmentTarget, Expr, FromTable, SetExpr, Statement, TableFactor, TableObject,
+    Assignment, AssignmentTarget, Expr, FromTable, OnInsert, SetExpr, Statement, TableFactor,
+    TableObject,
 };
 
 use super::{Database, Output};
@@ -119,9 +120,11 @@ impl Database {
         let TableObject::TableName(table) = &ins.table else {
             return Err(EddyError::unsupported("INSERT INTO TABLE FUNCTION"));
         };
-        if ins.on.is_some() || ins.returning.is_some() {
-            return Err(EddyError::unsupported("INSERT ... ON CONFLICT / RETURNING"));
-        }
+        let on_conflict = match &ins.on {
+            None => None,
+            Some(OnInsert::OnConflict(oc)) => Some(oc),
+            Some(_) => return Err(EddyError::unsupported("INSERT ... ON DUPLICATE KEY")),
+        };
         let name = object_name(table);
         let (schema, _, not_null) = self.writable(&name, "INSERT INTO")?;
         let source = ins
@@ -212,21 +215,39 @@ impl Database {
         check_not_null(&rows, &not_null, &name)?;
         check_char_limits(&rows, &self.char_limits(&name))?;
         if self.kafka.is_source(&name) {
+            if ins.returning.is_some() || on_conflict.is_some() {
+                return Err(EddyError::unsupported(
+                    "INSERT ... RETURNING / ON CONFLICT into a Kafka-backed relation",
+                ));
+            }
             // A Kafka-backed relation is fed by its topic: the rows go there, and come
             // back through the source like any other record.
             let n = self.kafka_produce(&name, &rows).await?;
             return Ok(Output::command(format!("INSERT 0 {n}")));
         }
+        let (rows, n) = match on_conflict {
+            Some(oc) => {
+                let rows = self.resolve_conflicts(&name, rows, oc).await?;
+                let n = rows.num_rows();
+                (rows, n)
+            }
+            None => (rows, n),
+        };
+        // RETURNING is computed before the commit, so a failing item changes nothing.
+        let returned = match &ins.returning {
+            Some(items) => Some(self.returning(&name, &rows, &hidden, items).await?),
+            None => None,
+        };
         self.commit_insert(name, rows).await?;
-        Ok(Output::command(format!("INSERT 0 {n}")))
+        Ok(returned.unwrap_or_else(|| Output::command(format!("INSERT 0 {n}"))))
     }
 
     pub(super) async fn update(&self, stmt: &Statement) -> Result<Output> {
         let Statement::Update(up) = stmt else {
             return Err(EddyError::internal("not an UPDATE"));
         };
-        if up.from.is_some() || up.returning.is_some() || !up.table.joins.is_empty() {
-            return Err(EddyError::unsupported("UPDATE ... FROM / RETURNING"));
+        if up.from.is_some() || !up.table.joins.is_empty() {
+            return Err(EddyError::unsupported("UPDATE ... FROM"));
         }
         let TableFactor::Table { name: table, .. } = &up.table.relation else {
             return Err(EddyError::unsupported(
@@ -296,13 +317,20 @@ impl Database {
         let new = concat_batches(&schema, new_parts.iter())?;
         check_not_null(&new, &not_null, &name)?;
         check_char_limits(&new, &self.char_limits(&name))?;
+        let returned = match &up.returning {
+            Some(items) => {
+                let hidden = self.hidden_columns(&name);
+                Some(self.returning(&name, &new, &hidden, items).await?)
+            }
+            None => None,
+        };
         let delta = ChangeBatch::concat(
             &schema,
             &[ChangeBatch::retractions(old), ChangeBatch::inserts(new)],
         )?;
         let mut inner = self.lock();
         self.apply_epoch(&mut inner, &name, delta, true)?;
-        Ok(Output::command(format!("UPDATE {n}")))
+        Ok(returned.unwrap_or_else(|| Output::command(format!("UPDATE {n}"))))
     }
 
     pub(super) async fn delete(&self, stmt: &Statement) -> Result<Output> {
@@ -312,14 +340,8 @@ impl Database {
         let from = match &del.from {
             FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
         };
-        if del.using.is_some()
-            || del.returning.is_some()
-            || from.len() != 1
-            || !from[0].joins.is_empty()
-        {
-            return Err(EddyError::unsupported(
-                "DELETE ... USING / RETURNING / several tables",
-            ));
+        if del.using.is_some() || from.len() != 1 || !from[0].joins.is_empty() {
+            return Err(EddyError::unsupported("DELETE ... USING / several tables"));
         }
         let TableFactor::Table { name: table, .. } = &from[0].relation else {
             return Err(EddyError::unsupported(
@@ -342,9 +364,46 @@ impl Database {
             .collect::<std::result::Result<_, _>>()?;
         let old = concat_batches(&schema, batches.iter())?;
         let n = old.num_rows();
+        let returned = match &del.returning {
+            Some(items) => {
+                let hidden = self.hidden_columns(&name);
+                Some(self.returning(&name, &old, &hidden, items).await?)
+            }
+            None => None,
+        };
         let mut inner = self.lock();
         self.apply_epoch(&mut inner, &name, ChangeBatch::retractions(old), true)?;
-        Ok(Output::command(format!("DELETE {n}")))
+        Ok(returned.unwrap_or_else(|| Output::command(format!("DELETE {n}"))))
+    }
+
+    /// `RETURNING items` of a write: the items evaluated over the rows it wrote (or, for
+    /// DELETE, removed), as a query over those rows under the relation's name. Hidden
+    /// columns are not visible to it, as in a SELECT.
+    async fn returning(
+        &self,
+        name: &str,
+        rows: &RecordBatch,
+        hidden: &[usize],
+        items: &[datafusion::sql::sqlparser::ast::SelectItem],
+    ) -> Result<Output> {
+        use datafusion::catalog::MemTable;
+        let visible: Vec<usize> = (0..rows.num_columns())
+            .filter(|i| !hidden.contains(i))
+            .collect();
+        let rows = rows.project(&visible)?;
+        let list: Vec<String> = items.iter().map(|i| i.to_string()).collect();
+        let ctx = super::query::context_with_schema(
+            &self.batch_state,
+            Arc::new(datafusion::catalog::MemorySchemaProvider::new()),
+        );
+        let table = MemTable::try_new(rows.schema(), vec![vec![rows]])?;
+        ctx.register_table(name, Arc::new(table))?;
+        let (schema, batches) = super::upsert::run_on(
+            &ctx,
+            &format!("SELECT {} FROM {}", list.join(", "), quote_ident(name)),
+        )
+        .await?;
+        Ok(Output::Rows { schema, batches })
     }
 }
 
@@ -359,7 +418,7 @@ fn insertion_time(n: usize) -> ArrayRef {
     ))
 }
 
-fn parse_query(sql: &str) -> Result<Box<datafusion::sql::sqlparser::ast::Query>> {
+pub(super) fn parse_query(sql: &str) -> Result<Box<datafusion::sql::sqlparser::ast::Query>> {
     Ok(datafusion::sql::sqlparser::parser::Parser::new(
         &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
     )
@@ -410,7 +469,7 @@ fn type_value_strings(
 }
 
 /// Cast a value column to its target column type, strictly: no silent NULLs, no wrapping.
-fn cast_value(
+pub(super) fn cast_value(
     array: &ArrayRef,
     column: &str,
     target: &datafusion::arrow::datatypes::DataType,

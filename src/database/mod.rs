@@ -25,6 +25,7 @@ mod pg_functions;
 mod query;
 mod show;
 pub(crate) mod sources;
+mod upsert;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -471,7 +472,14 @@ impl Database {
             EddyStatement::ExplainCreate(create) => self.explain_create(&create),
             EddyStatement::ExplainQuery(q) => self.explain_query(&q).await,
             EddyStatement::Set { name, value } => {
-                session.settings.insert(name, value);
+                // Settings that change how values are written must be ones eddy honours.
+                crate::server::pg_style::OutputStyle::validate(&name, &value)
+                    .map_err(|m| EddyError::query("22023", m))?;
+                if value.eq_ignore_ascii_case("default") {
+                    session.settings.remove(&name);
+                } else {
+                    session.settings.insert(name, value);
+                }
                 Ok(Output::command("SET"))
             }
             EddyStatement::Transaction(TransactionOp::Savepoint(name)) => {

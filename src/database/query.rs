@@ -373,6 +373,7 @@ impl Database {
         let stmt = DfStatement::Statement(Box::new(Statement::Query(Box::new(q.clone()))));
         let plan = ctx.state().statement_to_plan(stmt).await?;
         crate::functions::check_casts(&plan)?;
+        let plan = crate::functions::postgres_casts(plan)?;
         // Views: run the analyzer (type coercion) only; the view state has no optimizer
         // rules, so the plan keeps the query's shape.
         let plan = if for_view {

@@ -78,13 +78,27 @@ pub fn check_casts(plan: &LogicalPlan) -> Result<()> {
         };
         let _ = node.apply_expressions(|e| {
             e.apply(|x| {
+                // `x::timestamptz` is planned as arrow_cast(x, 'Timestamp(…, Some("+00:00"))').
+                let arrow_target;
                 let (inner, to) = match x {
-                    Expr::Cast(c) => (&c.expr, c.field.data_type()),
-                    Expr::TryCast(c) => (&c.expr, c.field.data_type()),
+                    Expr::Cast(c) => (c.expr.as_ref(), c.field.data_type()),
+                    Expr::TryCast(c) => (c.expr.as_ref(), c.field.data_type()),
+                    Expr::ScalarFunction(f) if f.name() == "arrow_cast" && f.args.len() == 2 => {
+                        let Expr::Literal(datafusion::common::ScalarValue::Utf8(Some(t)), _) =
+                            &f.args[1]
+                        else {
+                            return Ok(TreeNodeRecursion::Continue);
+                        };
+                        let Ok(t) = t.parse::<DataType>() else {
+                            return Ok(TreeNodeRecursion::Continue);
+                        };
+                        arrow_target = t;
+                        (&f.args[0], &arrow_target)
+                    }
                     _ => return Ok(TreeNodeRecursion::Continue),
                 };
                 // An integer literal that fits is int4 in Postgres (DataFusion: int8).
-                let literal_int4 = matches!(inner.as_ref(),
+                let literal_int4 = matches!(inner,
                     Expr::Literal(datafusion::common::ScalarValue::Int64(Some(v)), _)
                         if i32::try_from(*v).is_ok());
                 let from = if literal_int4 {

@@ -24,15 +24,27 @@ pub fn plan_extract(args: Vec<Expr>) -> Result<PlannerResult<Vec<Expr>>> {
 
 /// DataFusion's `date_part`, returned as numeric with Postgres' scale (6 for epoch and
 /// second, 3 for millisecond, 0 otherwise and for dates), plus decade/century/millennium.
+///
+/// As `date_part(field, x)` (`double: true`) the same values are double precision, as
+/// Postgres' date_part returns them (`date_part('decade', …)` is `202`).
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct Extract {
     signature: Signature,
+    double: bool,
 }
 
 impl Extract {
     fn new() -> Self {
         Extract {
             signature: Signature::any(2, Volatility::Immutable),
+            double: false,
+        }
+    }
+
+    fn date_part() -> Self {
+        Extract {
+            double: true,
+            ..Extract::new()
         }
     }
 }
@@ -59,7 +71,11 @@ fn extract_scale(field: &str, arg: &DataType) -> i8 {
 
 impl ScalarUDFImpl for Extract {
     fn name(&self) -> &str {
-        "extract"
+        if self.double {
+            "date_part"
+        } else {
+            "extract"
+        }
     }
     fn signature(&self) -> &Signature {
         &self.signature
@@ -84,6 +100,9 @@ impl ScalarUDFImpl for Extract {
                 | "microsecond"
                 | "microseconds"
         );
+        if self.double {
+            return Ok(Arc::new(Field::new(self.name(), DataType::Float64, true)));
+        }
         if time_unit && matches!(arg, DataType::Date32 | DataType::Date64) {
             return Err(DataFusionError::External(Box::new(
                 crate::error::EddyError::Unsupported(format!(
@@ -292,6 +311,7 @@ pub fn functions() -> Vec<Arc<ScalarUDF>> {
             Ok(justified(&a[0], justify_interval))
         }),
     ];
+    out.push(Arc::new(ScalarUDF::new_from_impl(Extract::date_part())));
     out.push(RowFunction::udf(
         "pg_typeof",
         Signature::any(1, Volatility::Immutable),

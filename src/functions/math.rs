@@ -1,4 +1,4 @@
-//! Numeric operators and functions with Postgres semantics: checked integer arithmetic,
+//! Numeric operators and functions with Postgres semantics:
 //! interval × and ÷ by numbers, the degree trigonometric functions, `sign`, `ceiling`.
 
 use std::sync::{Arc, OnceLock};
@@ -15,129 +15,6 @@ fn user_error(code: &'static str, message: impl Into<String>) -> DataFusionError
         code,
         message: message.into(),
     }))
-}
-
-#[derive(Debug, Clone, Copy)]
-pub enum CheckedOp {
-    Add,
-    Sub,
-    Mul,
-}
-
-fn same_type(args: &[DataType]) -> Result<DataType> {
-    Ok(args.first().cloned().unwrap_or(DataType::Int64))
-}
-
-fn checked_eval(op: CheckedOp, a: &[ScalarValue]) -> Result<ScalarValue> {
-    macro_rules! go {
-        ($x:expr, $y:expr, $variant:ident, $name:literal) => {{
-            let r = match ($x, $y) {
-                (Some(x), Some(y)) => {
-                    let r = match op {
-                        CheckedOp::Add => x.checked_add(*y),
-                        CheckedOp::Sub => x.checked_sub(*y),
-                        CheckedOp::Mul => x.checked_mul(*y),
-                    };
-                    Some(r.ok_or_else(|| user_error("22003", concat!($name, " out of range")))?)
-                }
-                _ => None,
-            };
-            Ok(ScalarValue::$variant(r))
-        }};
-    }
-    match (&a[0], &a[1]) {
-        (ScalarValue::Int16(x), ScalarValue::Int16(y)) => go!(x, y, Int16, "smallint"),
-        (ScalarValue::Int32(x), ScalarValue::Int32(y)) => go!(x, y, Int32, "integer"),
-        (ScalarValue::Int64(x), ScalarValue::Int64(y)) => go!(x, y, Int64, "bigint"),
-        (x, y) => Err(DataFusionError::Internal(format!(
-            "checked integer arithmetic on {} and {}",
-            x.data_type(),
-            y.data_type()
-        ))),
-    }
-}
-
-fn int_pairs() -> Signature {
-    Signature::one_of(
-        vec![
-            TypeSignature::Exact(vec![DataType::Int16, DataType::Int16]),
-            TypeSignature::Exact(vec![DataType::Int32, DataType::Int32]),
-            TypeSignature::Exact(vec![DataType::Int64, DataType::Int64]),
-        ],
-        Volatility::Immutable,
-    )
-}
-
-/// `a + b`, `a - b`, `a * b` on integers of one type, raising 22003 on overflow.
-pub fn checked(op: CheckedOp) -> Arc<ScalarUDF> {
-    static ADD: OnceLock<Arc<ScalarUDF>> = OnceLock::new();
-    static SUB: OnceLock<Arc<ScalarUDF>> = OnceLock::new();
-    static MUL: OnceLock<Arc<ScalarUDF>> = OnceLock::new();
-    match op {
-        CheckedOp::Add => ADD
-            .get_or_init(|| {
-                RowFunction::udf("eddy_int_add", int_pairs(), same_type, |a, _| {
-                    checked_eval(CheckedOp::Add, a)
-                })
-            })
-            .clone(),
-        CheckedOp::Sub => SUB
-            .get_or_init(|| {
-                RowFunction::udf("eddy_int_sub", int_pairs(), same_type, |a, _| {
-                    checked_eval(CheckedOp::Sub, a)
-                })
-            })
-            .clone(),
-        CheckedOp::Mul => MUL
-            .get_or_init(|| {
-                RowFunction::udf("eddy_int_mul", int_pairs(), same_type, |a, _| {
-                    checked_eval(CheckedOp::Mul, a)
-                })
-            })
-            .clone(),
-    }
-}
-
-/// `a / b` on floats: 22012 when dividing a number by zero, 22003 when a finite quotient
-/// overflows (Postgres' float8div / float4div).
-pub fn float_div() -> Arc<ScalarUDF> {
-    static F: OnceLock<Arc<ScalarUDF>> = OnceLock::new();
-    F.get_or_init(|| {
-        let sig = Signature::one_of(
-            vec![
-                TypeSignature::Exact(vec![DataType::Float64, DataType::Float64]),
-                TypeSignature::Exact(vec![DataType::Float32, DataType::Float32]),
-            ],
-            Volatility::Immutable,
-        );
-        RowFunction::udf("eddy_float_div", sig, same_type, |a, _| {
-            let check = |x: f64, y: f64| -> Result<()> {
-                if y == 0.0 && !x.is_nan() {
-                    return Err(user_error("22012", "division by zero"));
-                }
-                if (x / y).is_infinite() && x.is_finite() && y.is_finite() {
-                    return Err(user_error("22003", "value out of range: overflow"));
-                }
-                Ok(())
-            };
-            match (&a[0], &a[1]) {
-                (ScalarValue::Float64(Some(x)), ScalarValue::Float64(Some(y))) => {
-                    check(*x, *y)?;
-                    Ok(ScalarValue::Float64(Some(x / y)))
-                }
-                (ScalarValue::Float32(Some(x)), ScalarValue::Float32(Some(y))) => {
-                    check(*x as f64, *y as f64)?;
-                    if (x / y).is_infinite() && x.is_finite() {
-                        return Err(user_error("22003", "value out of range: overflow"));
-                    }
-                    Ok(ScalarValue::Float32(Some(x / y)))
-                }
-                (ScalarValue::Float32(_), _) => Ok(ScalarValue::Float32(None)),
-                _ => Ok(ScalarValue::Float64(None)),
-            }
-        })
-    })
-    .clone()
 }
 
 const USECS_PER_SEC: f64 = 1e6;
@@ -419,8 +296,88 @@ fn unit_domain(x: f64) -> Option<(&'static str, &'static str)> {
     (!x.is_nan() && !(-1.0..=1.0).contains(&x)).then_some(("22003", "input is out of range"))
 }
 
+/// `log(x)` / `log(b, x)` over DataFusion's, with Postgres' domain errors (2201E for a zero
+/// or negative argument) instead of -Infinity or NaN.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Log {
+    inner: Arc<ScalarUDF>,
+    signature: Signature,
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for Log {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn aliases(&self) -> &[String] {
+        self.inner.aliases()
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, types: &[DataType]) -> Result<Vec<DataType>> {
+        let fields: Vec<_> = types
+            .iter()
+            .map(|t| {
+                Arc::new(datafusion::arrow::datatypes::Field::new(
+                    "f",
+                    t.clone(),
+                    true,
+                ))
+            })
+            .collect();
+        Ok(
+            datafusion::logical_expr::type_coercion::functions::fields_with_udf(
+                &fields,
+                self.inner.as_ref(),
+            )?
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect(),
+        )
+    }
+
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        self.inner.return_type(args)
+    }
+
+    fn return_field_from_args(
+        &self,
+        args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> Result<datafusion::arrow::datatypes::FieldRef> {
+        self.inner.return_field_from_args(args)
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: datafusion::logical_expr::ScalarFunctionArgs,
+    ) -> Result<datafusion::logical_expr::ColumnarValue> {
+        use datafusion::arrow::array::{Array, AsArray};
+        for a in &args.args {
+            let values = a.to_array(args.number_rows.max(1))?;
+            let values = datafusion::arrow::compute::cast(&values, &DataType::Float64)?;
+            let values = values.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+            for i in 0..values.len() {
+                if values.is_null(i) {
+                    continue;
+                }
+                if let Some((code, message)) = log_domain(values.value(i)) {
+                    return Err(user_error(code, message));
+                }
+            }
+        }
+        self.inner.invoke_with_args(args)
+    }
+}
+
 pub fn functions() -> Vec<Arc<ScalarUDF>> {
     vec![
+        Arc::new(ScalarUDF::new_from_impl(Log {
+            inner: datafusion::functions::math::log(),
+            signature: Signature::user_defined(Volatility::Immutable),
+        })),
         RowFunction::udf("ln", one_number(), f64_ret, |a, _| {
             checked_float(&a[0], f64::ln, log_domain)
         }),

@@ -6,10 +6,16 @@
 //! patterns, …). The invariant: each one either answers as PostgreSQL 15 would or fails
 //! the statement with an SQL error — never a different value.
 
+mod arith;
 mod casts;
+mod date_trunc;
 mod datetime;
 mod math;
+mod numeric;
+mod pg_casts;
+mod rounding;
 mod row_fn;
+mod strings;
 mod to_char;
 
 use std::sync::Arc;
@@ -23,6 +29,7 @@ use datafusion::logical_expr::{cast, Expr, ExprSchemable, ScalarUDF};
 use datafusion::sql::sqlparser::ast::BinaryOperator;
 
 pub use casts::check_casts;
+pub use pg_casts::postgres_casts;
 pub use row_fn::RowFunction;
 
 /// Add eddy's Postgres planner (ahead of DataFusion's own) and functions to a session.
@@ -43,6 +50,9 @@ pub fn with_postgres_semantics(state: SessionState) -> SessionState {
         }
         let _ = state.register_udf(f);
     }
+    for f in strings::aggregates() {
+        let _ = state.register_udaf(f);
+    }
     state
 }
 
@@ -50,6 +60,9 @@ fn functions() -> Vec<Arc<ScalarUDF>> {
     let mut out = Vec::new();
     out.extend(math::functions());
     out.extend(datetime::functions());
+    out.push(date_trunc::date_trunc());
+    out.extend(rounding::functions());
+    out.extend(strings::functions());
     out
 }
 
@@ -106,6 +119,7 @@ impl ExprPlanner for PostgresPlanner {
                 | BinaryOperator::Minus
                 | BinaryOperator::Multiply
                 | BinaryOperator::Divide
+                | BinaryOperator::Modulo
         );
         if !arith {
             return Ok(PlannerResult::Original(expr));
@@ -147,27 +161,56 @@ impl ExprPlanner for PostgresPlanner {
             }));
         }
 
+        // numeric division has Postgres' result scale (an integer operand is a numeric)
+        if op == BinaryOperator::Divide
+            && ((is_decimal(&lt) && (is_decimal(&rt) || rt.is_integer()))
+                || (lt.is_integer() && is_decimal(&rt)))
+        {
+            return Ok(PlannerResult::Planned(call(
+                numeric::numeric_div(),
+                vec![to_decimal(left, &lt)?, to_decimal(right, &rt)?],
+            )));
+        }
+
         // integer arithmetic is checked: overflow is 22003, not a wrapped value
         if let (Some(a), Some(b)) = (int_rank(&lt), int_rank(&rt)) {
-            if op != BinaryOperator::Divide {
+            if matches!(
+                op,
+                BinaryOperator::Plus | BinaryOperator::Minus | BinaryOperator::Multiply
+            ) {
                 let t = if a >= b { lt.clone() } else { rt.clone() };
                 let which = match op {
-                    BinaryOperator::Plus => math::CheckedOp::Add,
-                    BinaryOperator::Minus => math::CheckedOp::Sub,
-                    _ => math::CheckedOp::Mul,
+                    BinaryOperator::Plus => arith::CheckedOp::Add,
+                    BinaryOperator::Minus => arith::CheckedOp::Sub,
+                    _ => arith::CheckedOp::Mul,
                 };
                 return Ok(PlannerResult::Planned(call(
-                    math::checked(which),
+                    arith::checked(which),
                     vec![cast_if(left, &lt, &t), cast_if(right, &rt, &t)],
                 )));
             }
-            // Division keeps DataFusion's (truncating, 22012 on zero), at the narrowed type.
+            // Division and modulo keep DataFusion's (truncating, 22012 on zero), at the
+            // narrowed type.
             let t = if a >= b { lt.clone() } else { rt.clone() };
             return Ok(PlannerResult::Original(RawBinaryExpr {
                 op,
                 left: cast_if(left, &lt, &t),
                 right: cast_if(right, &rt, &t),
             }));
+        }
+
+        // Postgres has no % on real or double precision
+        if op == BinaryOperator::Modulo && (lt.is_floating() || rt.is_floating()) {
+            return Err(datafusion::common::DataFusionError::External(Box::new(
+                crate::error::EddyError::query(
+                    "42883",
+                    format!(
+                        "operator does not exist: {} % {}",
+                        crate::sql::types::pg_type_name(&lt),
+                        crate::sql::types::pg_type_name(&rt)
+                    ),
+                ),
+            )));
         }
 
         // float division by zero is 22012, not Infinity
@@ -178,7 +221,7 @@ impl ExprPlanner for PostgresPlanner {
                 DataType::Float64
             };
             return Ok(PlannerResult::Planned(call(
-                math::float_div(),
+                arith::checked(arith::CheckedOp::FloatDiv),
                 vec![cast_if(left, &lt, &t), cast_if(right, &rt, &t)],
             )));
         }
@@ -199,6 +242,55 @@ impl ExprPlanner for PostgresPlanner {
 
     fn plan_extract(&self, args: Vec<Expr>) -> Result<PlannerResult<Vec<Expr>>> {
         datetime::plan_extract(args)
+    }
+}
+
+fn is_decimal(t: &DataType) -> bool {
+    matches!(t, DataType::Decimal128(_, _))
+}
+
+/// An integer or decimal operand as a decimal; a constant stays a literal (folded here,
+/// so that functions typed by their constant arguments see it).
+fn to_decimal(e: Expr, t: &DataType) -> Result<Expr> {
+    let target = match t {
+        DataType::Int8 => DataType::Decimal128(3, 0),
+        DataType::Int16 => DataType::Decimal128(5, 0),
+        DataType::Int32 => DataType::Decimal128(10, 0),
+        DataType::Int64 => DataType::Decimal128(19, 0),
+        _ => t.clone(),
+    };
+    match fold_constant(&e) {
+        Some(v) => Ok(Expr::Literal(v.cast_to(&target)?, None)),
+        None => Ok(cast_if(e, t, &target)),
+    }
+}
+
+/// The value of an expression without columns (`'7'::smallint`, `-2.5`), if it has one
+/// here; `None` for anything else, or if evaluating it fails (the error is then raised
+/// where the expression runs, as before).
+fn fold_constant(e: &Expr) -> Option<ScalarValue> {
+    use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
+    use datafusion::logical_expr::ColumnarValue;
+    if let Expr::Literal(v, _) = e {
+        return Some(v.clone());
+    }
+    if !e.column_refs().is_empty() || e.is_volatile() {
+        return None;
+    }
+    let props = datafusion::execution::context::ExecutionProps::new();
+    let schema = DFSchema::empty();
+    let phys =
+        datafusion::physical_expr::create_physical_expr(e, &schema, &props, &Default::default())
+            .ok()?;
+    let batch = RecordBatch::try_new_with_options(
+        Arc::new(datafusion::arrow::datatypes::Schema::empty()),
+        vec![],
+        &RecordBatchOptions::new().with_row_count(Some(1)),
+    )
+    .ok()?;
+    match phys.evaluate(&batch).ok()? {
+        ColumnarValue::Scalar(v) => Some(v),
+        ColumnarValue::Array(a) => ScalarValue::try_from_array(&a, 0).ok(),
     }
 }
 

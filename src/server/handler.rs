@@ -25,6 +25,7 @@ use tokio::sync::Mutex;
 
 use super::cursor::{self, CursorStatement, Cursors};
 use super::params::{needs_inference, render_parameters};
+use super::pg_style::OutputStyle;
 use super::startup::{cancel_handle, Startup};
 use crate::database::{Database, Output, Session};
 use crate::error::EddyError;
@@ -146,7 +147,8 @@ impl Connection {
                 let mut cursors = self.cursors.lock().await;
                 let c = cursors.get_mut(&name).map_err(to_pgwire)?;
                 let fetched = c.fetch(count, timeout).await?;
-                let mut r = rows_response(&c.schema, fetched, format)?;
+                let style = style_of(&*self.session.lock().await);
+                let mut r = rows_response(&c.schema, fetched, format, style)?;
                 if let Response::Query(q) = &mut r {
                     q.set_command_tag("FETCH");
                 }
@@ -239,15 +241,21 @@ fn fields(schema: &SchemaRef, format: &Format) -> PgWireResult<Vec<FieldInfo>> {
     arrow_pg::datatypes::arrow_schema_to_pg_fields(schema, format, None)
 }
 
+/// How this session writes values (its SET TimeZone, DateStyle, … ).
+fn style_of(session: &Session) -> Arc<OutputStyle> {
+    Arc::new(OutputStyle::from_settings(&session.settings))
+}
+
 fn rows_response(
     schema: &SchemaRef,
     batches: Vec<RecordBatch>,
     format: &Format,
+    style: Arc<OutputStyle>,
 ) -> PgWireResult<Response> {
     let fields = Arc::new(fields(schema, format)?);
     let f = fields.clone();
     let rows = stream::iter(batches)
-        .flat_map(move |b| stream::iter(super::pg_text::encode_batch(f.clone(), b)));
+        .flat_map(move |b| stream::iter(super::pg_text::encode_batch(f.clone(), b, style.clone())));
     Ok(Response::Query(QueryResponse::new(fields, rows)))
 }
 
@@ -262,6 +270,7 @@ fn subscription_response(
     limit: Option<usize>,
     format: &Format,
     cancel: Option<futures::channel::oneshot::Receiver<()>>,
+    style: Arc<OutputStyle>,
 ) -> PgWireResult<Response> {
     let (out_schema, batches) = subscription_batches(schema, snapshot, subscription, limit);
     let batches = until_cancelled(batches, cancel);
@@ -269,7 +278,7 @@ fn subscription_response(
     let rows_fields = fields.clone();
     let rows = batches.flat_map(move |b| {
         let items: Vec<PgWireResult<pgwire::messages::data::DataRow>> = match b {
-            Ok(b) => super::pg_text::encode_batch(rows_fields.clone(), b).collect(),
+            Ok(b) => super::pg_text::encode_batch(rows_fields.clone(), b, style.clone()).collect(),
             Err(e) => vec![Err(e)],
         };
         stream::iter(items)
@@ -404,14 +413,14 @@ fn subscription_batches(
 }
 
 /// Rows of a batch in COPY text format: tab-separated, `\N` for NULL, one line each.
-fn copy_text(batch: &RecordBatch) -> PgWireResult<String> {
+fn copy_text(batch: &RecordBatch, style: &OutputStyle) -> PgWireResult<String> {
     let mut out = String::new();
     for r in 0..batch.num_rows() {
         for (i, c) in batch.columns().iter().enumerate() {
             if i > 0 {
                 out.push('\t');
             }
-            match super::pg_text::format_value(c, r) {
+            match super::pg_text::format_value_styled(c, r, style) {
                 None => out.push_str("\\N"),
                 Some(v) => out.push_str(
                     &v.replace('\\', "\\\\")
@@ -425,9 +434,9 @@ fn copy_text(batch: &RecordBatch) -> PgWireResult<String> {
     Ok(out)
 }
 
-fn to_response(out: Output, format: &Format) -> PgWireResult<Response> {
+fn to_response(out: Output, format: &Format, style: Arc<OutputStyle>) -> PgWireResult<Response> {
     match out {
-        Output::Rows { schema, batches } => rows_response(&schema, batches, format),
+        Output::Rows { schema, batches } => rows_response(&schema, batches, format, style),
         Output::Command(tag) => Ok(Response::Execution(Tag::new(&tag))),
         Output::Transaction { tag, open: true } => Ok(Response::TransactionStart(Tag::new(&tag))),
         Output::Transaction { tag, open: false } => Ok(Response::TransactionEnd(Tag::new(&tag))),
@@ -436,7 +445,7 @@ fn to_response(out: Output, format: &Format) -> PgWireResult<Response> {
             snapshot,
             subscription,
             limit,
-        } => subscription_response(schema, snapshot, subscription, limit, format, None),
+        } => subscription_response(schema, snapshot, subscription, limit, format, None, style),
     }
 }
 
@@ -554,9 +563,10 @@ impl SimpleQueryHandler for Connection {
             .clone()
             .unwrap_or_else(|| query.query.trim().to_string());
         let _active = self.activity.statement(client.metadata(), &text);
-        let out = {
+        let (out, style) = {
             let mut session = self.session.lock().await;
-            self.db.execute(&mut session, &text, &[]).await
+            let out = self.db.execute(&mut session, &text, &[]).await;
+            (out, style_of(&session))
         };
         let result: PgWireResult<()> = if copy.is_some() {
             async {
@@ -588,7 +598,7 @@ impl SimpleQueryHandler for Connection {
                 while let Some(b) = batches.next().await {
                     let b = b?;
                     rows += b.num_rows();
-                    let text = copy_text(&b)?;
+                    let text = copy_text(&b, &style)?;
                     client
                         .send(PgWireBackendMessage::CopyData(CopyData::new(
                             bytes::Bytes::from(text),
@@ -620,8 +630,9 @@ impl SimpleQueryHandler for Connection {
                         limit,
                         &Format::UnifiedText,
                         cancel,
+                        style,
                     ),
-                    other => to_response(other, &Format::UnifiedText),
+                    other => to_response(other, &Format::UnifiedText, style),
                 });
                 match out {
                     Ok(out) => match out? {
@@ -687,7 +698,7 @@ impl SimpleQueryHandler for Connection {
                 None => {
                     let mut session = self.session.lock().await;
                     match self.db.execute(&mut session, &st.text, &[]).await {
-                        Ok(o) => Ok(to_response(o, &Format::UnifiedText)?),
+                        Ok(o) => Ok(to_response(o, &Format::UnifiedText, style_of(&session))?),
                         Err(e) => Err(Response::Error(Box::new(error_info(
                             &crate::database::shift_position(e, st.char_offset),
                         )))),
@@ -859,12 +870,14 @@ impl ExtendedQueryHandler for Connection {
         let _active = self
             .activity
             .statement(client.metadata(), &portal.statement.statement);
-        let out = {
+        let (out, style) = {
             let mut session = self.session.lock().await;
-            self.db
+            let out = self
+                .db
                 .execute(&mut session, &portal.statement.statement, &params)
                 .await
-                .map_err(to_pgwire)?
+                .map_err(to_pgwire)?;
+            (out, style_of(&session))
         };
         let Output::Subscription {
             schema,
@@ -884,6 +897,7 @@ impl ExtendedQueryHandler for Connection {
             limit,
             &portal.result_column_format,
             cancel,
+            style,
         )?
         else {
             return Err(to_pgwire(EddyError::internal("push query without rows")));
@@ -921,7 +935,7 @@ impl ExtendedQueryHandler for Connection {
             .execute(&mut session, &portal.statement.statement, &params)
             .await
             .map_err(to_pgwire)?;
-        to_response(out, &portal.result_column_format)
+        to_response(out, &portal.result_column_format, style_of(&session))
     }
 
     async fn do_describe_statement<C>(

@@ -6,6 +6,7 @@ mod cursor;
 mod handler;
 mod http;
 mod params;
+pub mod pg_style;
 pub mod pg_text;
 mod startup;
 

@@ -26,21 +26,28 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, IntervalUnit, TimeUnit};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 
+use super::pg_style::{self, OutputStyle};
+
 const USECS_PER_DAY: i64 = 86_400_000_000;
 const USECS_PER_HOUR: i64 = 3_600_000_000;
 const USECS_PER_MINUTE: i64 = 60_000_000;
 const USECS_PER_SEC: i64 = 1_000_000;
 
-/// The text of row `i` of `array`, `None` for NULL.
+/// The text of row `i` of `array`, `None` for NULL, with the default settings.
 pub fn format_value(array: &ArrayRef, i: usize) -> Option<String> {
+    format_value_styled(array, i, &OutputStyle::default())
+}
+
+/// The text of row `i` of `array` in a session's [`OutputStyle`], `None` for NULL.
+pub fn format_value_styled(array: &ArrayRef, i: usize, style: &OutputStyle) -> Option<String> {
     // A NullArray has no validity buffer: its rows are NULL only logically.
     if array.is_null(i) || array.data_type() == &DataType::Null {
         return None;
     }
-    Some(format_non_null(array.as_ref(), i))
+    Some(format_non_null(array.as_ref(), i, style))
 }
 
-fn format_non_null(array: &dyn Array, i: usize) -> String {
+fn format_non_null(array: &dyn Array, i: usize, style: &OutputStyle) -> String {
     match array.data_type() {
         DataType::Boolean => {
             let v = array
@@ -50,10 +57,16 @@ fn format_non_null(array: &dyn Array, i: usize) -> String {
             if v == Some(true) { "t" } else { "f" }.to_string()
         }
         DataType::Float64 => match array.as_any().downcast_ref::<Float64Array>() {
+            Some(a) if style.extra_float_digits <= 0 && a.value(i).is_finite() => {
+                pg_style::float_g(a.value(i), 15 + style.extra_float_digits)
+            }
             Some(a) => float8(a.value(i)),
             None => fallback(array, i),
         },
         DataType::Float32 => match array.as_any().downcast_ref::<Float32Array>() {
+            Some(a) if style.extra_float_digits <= 0 && a.value(i).is_finite() => {
+                pg_style::float_g(a.value(i) as f64, 6 + style.extra_float_digits)
+            }
             Some(a) => float4(a.value(i)),
             None => fallback(array, i),
         },
@@ -74,11 +87,11 @@ fn format_non_null(array: &dyn Array, i: usize) -> String {
             }
         }
         DataType::Date32 => match array.as_any().downcast_ref::<Date32Array>() {
-            Some(a) => date(a.value(i) as i64),
+            Some(a) => date_styled(a.value(i) as i64, style),
             None => fallback(array, i),
         },
         DataType::Date64 => match array.as_any().downcast_ref::<Date64Array>() {
-            Some(a) => date(a.value(i).div_euclid(86_400_000)),
+            Some(a) => date_styled(a.value(i).div_euclid(86_400_000), style),
             None => fallback(array, i),
         },
         DataType::Timestamp(unit, tz) => {
@@ -101,7 +114,7 @@ fn format_non_null(array: &dyn Array, i: usize) -> String {
                     .map(|a| a.value(i).div_euclid(1000)),
             };
             match us {
-                Some(us) => timestamp(us, tz.is_some()),
+                Some(us) => timestamp_styled(us, tz.is_some(), style),
                 None => fallback(array, i),
             }
         }
@@ -140,7 +153,7 @@ fn format_non_null(array: &dyn Array, i: usize) -> String {
                     .map(|a| (a.value(i) as i64, 0, 0)),
             };
             match parts {
-                Some((m, d, us)) => interval(m, d, us),
+                Some((m, d, us)) => interval_styled(m, d, us, style),
                 None => fallback(array, i),
             }
         }
@@ -165,7 +178,7 @@ fn format_non_null(array: &dyn Array, i: usize) -> String {
             match us {
                 Some(us) => {
                     let days = us / USECS_PER_DAY;
-                    interval(0, days, us - days * USECS_PER_DAY)
+                    interval_styled(0, days, us - days * USECS_PER_DAY, style)
                 }
                 None => fallback(array, i),
             }
@@ -180,9 +193,9 @@ fn format_non_null(array: &dyn Array, i: usize) -> String {
         },
         DataType::BinaryView => bytea(array.as_binary_view().value(i)),
         DataType::FixedSizeBinary(_) => bytea(array.as_fixed_size_binary().value(i)),
-        DataType::List(_) => list(array.as_list::<i32>().value(i)),
-        DataType::LargeList(_) => list(array.as_list::<i64>().value(i)),
-        DataType::FixedSizeList(_, _) => list(array.as_fixed_size_list().value(i)),
+        DataType::List(_) => list(array.as_list::<i32>().value(i), style),
+        DataType::LargeList(_) => list(array.as_list::<i64>().value(i), style),
+        DataType::FixedSizeList(_, _) => list(array.as_fixed_size_list().value(i), style),
         _ => fallback(array, i),
     }
 }
@@ -197,7 +210,7 @@ fn fallback(array: &dyn Array, i: usize) -> String {
 }
 
 /// `{a,b}` with Postgres' element quoting; nested lists print as nested braces.
-fn list(values: ArrayRef) -> String {
+fn list(values: ArrayRef, style: &OutputStyle) -> String {
     let mut out = String::from("{");
     for j in 0..values.len() {
         if j > 0 {
@@ -207,7 +220,7 @@ fn list(values: ArrayRef) -> String {
             out.push_str("NULL");
             continue;
         }
-        let s = format_non_null(values.as_ref(), j);
+        let s = format_non_null(values.as_ref(), j, style);
         let nested = matches!(
             values.data_type(),
             DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(_, _)
@@ -345,6 +358,40 @@ fn trim_fraction(s: String) -> String {
     }
 }
 
+/// A date in the session's DateStyle.
+fn date_styled(days: i64, style: &OutputStyle) -> String {
+    let (y, m, d) = civil_from_days(days);
+    year_suffix(y, |y| pg_style::date_text(style, y, m, d))
+}
+
+/// A timestamp in the session's DateStyle and, with a zone, its TimeZone. With SQL or
+/// German style Postgres names the zone by its abbreviation; eddy writes the offset.
+fn timestamp_styled(us: i64, with_tz: bool, style: &OutputStyle) -> String {
+    let offset = if with_tz { style.offset_at(us) } else { 0 };
+    let local = us + offset as i64 * USECS_PER_SEC;
+    let days = local.div_euclid(USECS_PER_DAY);
+    let (y, m, d) = civil_from_days(days);
+    let t = time(local.rem_euclid(USECS_PER_DAY));
+    let zone = if !with_tz {
+        String::new()
+    } else if style.date_style == pg_style::DateStyle::Iso {
+        pg_style::offset_text(offset)
+    } else if style.time_zone.is_none() {
+        " UTC".to_string()
+    } else {
+        format!(" {}", pg_style::offset_text(offset))
+    };
+    year_suffix(y, |y| {
+        let date = pg_style::date_text(style, y, m, d);
+        format!("{date} {t}{zone}")
+    })
+}
+
+fn interval_styled(months: i64, days: i64, us: i64, style: &OutputStyle) -> String {
+    pg_style::interval_text(style.interval_style, months, days, us)
+        .unwrap_or_else(|| interval(months, days, us))
+}
+
 /// Days since 1970-01-01 as `YYYY-MM-DD`, `… BC` before year 1.
 pub fn date(days: i64) -> String {
     let (y, m, d) = civil_from_days(days);
@@ -468,6 +515,7 @@ pub fn bytea(b: &[u8]) -> String {
 pub fn encode_batch(
     fields: Arc<Vec<FieldInfo>>,
     batch: RecordBatch,
+    style: Arc<OutputStyle>,
 ) -> impl Iterator<Item = PgWireResult<DataRow>> {
     let mut encoder = DataRowEncoder::new(fields.clone());
     let schema = batch.schema();
@@ -477,7 +525,7 @@ pub fn encode_batch(
             if pg_field.format() == FieldFormat::Text {
                 // Type TEXT: the string is already the value's text, quoting included.
                 encoder.encode_field_with_type_and_format(
-                    &format_value(array, row),
+                    &format_value_styled(array, row, &style),
                     &Type::TEXT,
                     FieldFormat::Text,
                     pg_field.format_options(),
