@@ -323,7 +323,11 @@ impl Database {
                     return Err(EddyError::DuplicateRelation(name.clone()));
                 }
                 let flow = self.plan_view(&inner, stmt)?;
-                let sink = super::kafka::view_sink(stmt, &flow)?;
+                let reads_kafka = flow
+                    .sources
+                    .iter()
+                    .any(|s| super::kafka::reads_kafka(&inner, &self.kafka, s));
+                let sink = super::kafka::view_sink(stmt, &flow, reads_kafka)?;
                 let storage = view_storage(*kind, &flow.schema)?;
                 // Transient views take ids of their own, so the ids (and OIDs) of logged
                 // relations are the same after a restart.

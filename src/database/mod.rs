@@ -17,7 +17,7 @@ mod checkpoint;
 mod ddl;
 mod dml;
 mod group_commit;
-mod kafka;
+pub(crate) mod kafka;
 mod observe;
 pub mod params;
 mod pg_functions;

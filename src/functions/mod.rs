@@ -9,6 +9,7 @@
 mod casts;
 mod datetime;
 mod math;
+pub mod panic_safe;
 mod row_fn;
 mod to_char;
 
@@ -25,7 +26,8 @@ use datafusion::sql::sqlparser::ast::BinaryOperator;
 pub use casts::check_casts;
 pub use row_fn::RowFunction;
 
-/// Add eddy's Postgres planner (ahead of DataFusion's own) and functions to a session.
+/// Add eddy's Postgres planner (ahead of DataFusion's own) and functions to a session,
+/// and guard every scalar function so that none can panic ([`panic_safe`]).
 pub fn with_postgres_semantics(state: SessionState) -> SessionState {
     let mut planners: Vec<Arc<dyn ExprPlanner>> = vec![Arc::new(PostgresPlanner)];
     planners.extend(state.expr_planners().iter().cloned());
@@ -43,7 +45,8 @@ pub fn with_postgres_semantics(state: SessionState) -> SessionState {
         }
         let _ = state.register_udf(f);
     }
-    state
+    // Last, so that every function registered before is guarded.
+    panic_safe::guard_all(state)
 }
 
 fn functions() -> Vec<Arc<ScalarUDF>> {
