@@ -472,6 +472,7 @@ impl Database {
         let options = check_view_options(options)?;
         let mut query: Query = (**query).clone();
         inner.expand_hidden(&mut query);
+        crate::sql::pg_compat::epoch_millis_comparisons(&mut query);
         let window = inner.rewrite_windows(&mut query, ksql_window)?;
         let emit_final = emit == Some(Emit::Final);
         if emit_final && window.is_none() {

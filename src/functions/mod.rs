@@ -8,6 +8,7 @@
 
 mod casts;
 mod datetime;
+mod ksql;
 mod math;
 pub mod panic_safe;
 mod row_fn;
@@ -53,6 +54,7 @@ fn functions() -> Vec<Arc<ScalarUDF>> {
     let mut out = Vec::new();
     out.extend(math::functions());
     out.extend(datetime::functions());
+    out.extend(ksql::functions());
     out
 }
 

@@ -177,7 +177,38 @@ fn words(sql: &str) -> Result<Vec<String>> {
         .collect())
 }
 
+/// ksqlDB quotes identifiers with backticks (`` `Name` ``), Postgres with double quotes.
+/// Backticks outside string literals and double-quoted identifiers become double quotes
+/// (a double quote between backticks is doubled), so the rest sees one spelling.
+pub fn backtick_identifiers(sql: &str) -> std::borrow::Cow<'_, str> {
+    if !sql.contains('`') {
+        return std::borrow::Cow::Borrowed(sql);
+    }
+    let mut out = String::with_capacity(sql.len() + 2);
+    let (mut in_string, mut in_quoted, mut in_tick) = (false, false, false);
+    for c in sql.chars() {
+        match c {
+            '\'' if !in_quoted && !in_tick => {
+                in_string = !in_string;
+                out.push(c);
+            }
+            '"' if in_tick => out.push_str("\"\""),
+            '"' if !in_string => {
+                in_quoted = !in_quoted;
+                out.push(c);
+            }
+            '`' if !in_string && !in_quoted => {
+                in_tick = !in_tick;
+                out.push('"');
+            }
+            _ => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 fn parse_inner(sql: &str) -> Result<EddyStatement> {
+    let sql = &*backtick_identifiers(sql);
     let head = words(sql)?;
     let w = |i: usize| head.get(i).map(String::as_str).unwrap_or("");
     let (sql_no_limit, push_limit) = strip_push_limit(sql);
