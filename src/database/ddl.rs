@@ -710,12 +710,7 @@ fn check_source_options(options: &[SqlOption], is_stream: bool) -> Result<Source
             "retention" if is_stream => {
                 out.retention = Some(crate::sql::windows::parse_duration(&option_value(o))?)
             }
-            _ => {
-                return Err(EddyError::query(
-                    "22023",
-                    format!("unknown option \"{n}\" in WITH (...)"),
-                ))
-            }
+            _ => return Err(unknown_option(&n)),
         }
     }
     Ok(out)
@@ -756,12 +751,33 @@ fn check_view_options(options: &[SqlOption]) -> Result<ViewOptions> {
             // A Kafka sink's options, checked by super::kafka::view_sink.
             continue;
         }
-        return Err(EddyError::query(
-            "22023",
-            format!("unknown option \"{n}\" in WITH (...)"),
-        ));
+        return Err(unknown_option(&n));
     }
     Ok(out)
+}
+
+/// ksqlDB options eddy does not implement: refused as unsupported, naming them.
+const KSQL_UNSUPPORTED_OPTIONS: &[&str] = &[
+    "wrap_single_value",
+    "value_delimiter",
+    "key_delimiter",
+    "value_schema_id",
+    "key_schema_id",
+    "value_schema_full_name",
+    "key_schema_full_name",
+    "value_avro_schema_full_name",
+    "window_type",
+    "window_size",
+];
+
+fn unknown_option(n: &str) -> EddyError {
+    if KSQL_UNSUPPORTED_OPTIONS.contains(&n) {
+        return EddyError::unsupported(format!(
+            "the ksqlDB option {} is not supported",
+            n.to_uppercase()
+        ));
+    }
+    EddyError::query("22023", format!("unknown option \"{n}\" in WITH (...)"))
 }
 
 fn tag_create(is_stream: bool) -> String {
