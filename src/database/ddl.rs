@@ -503,6 +503,11 @@ impl Database {
         let plan = ctx.state().optimize(&plan)?;
         let plan = crate::plan::optimize_view(plan, window.is_some())?;
         let schema = super::query::postgres_schema(&query, plan.schema().as_arrow());
+        let schema = if kind == ViewKind::MaterializedView {
+            schema
+        } else {
+            ksql_column_names(&query, schema)
+        };
         let mut seen = std::collections::HashSet::new();
         for f in schema.fields() {
             if !seen.insert(f.name().clone()) {
@@ -754,6 +759,57 @@ fn check_view_options(options: &[SqlOption]) -> Result<ViewOptions> {
         return Err(unknown_option(&n));
     }
     Ok(out)
+}
+
+/// ksqlDB's names for unnamed expressions (`ksql_col_0`, `ksql_col_1`, ...), used by a
+/// `CREATE STREAM|TABLE ... AS` whose Postgres names would collide (two `?column?`);
+/// otherwise the Postgres names stay (`count`, `sum`), which existing scripts read.
+fn ksql_column_names(
+    query: &Query,
+    schema: datafusion::arrow::datatypes::SchemaRef,
+) -> datafusion::arrow::datatypes::SchemaRef {
+    use datafusion::sql::sqlparser::ast::{Expr, SelectItem, SetExpr};
+    let mut seen = std::collections::HashSet::new();
+    if schema
+        .fields()
+        .iter()
+        .all(|f| seen.insert(f.name().clone()))
+    {
+        return schema;
+    }
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return schema;
+    };
+    let items = &select.projection;
+    let n = schema.fields().len();
+    if items.len() > n
+        || items.iter().any(|i| {
+            !matches!(
+                i,
+                SelectItem::UnnamedExpr(_) | SelectItem::ExprWithAlias { .. }
+            )
+        })
+    {
+        return schema;
+    }
+    // A ksqlDB window puts its bounds in front of the SELECT items.
+    let offset = n - items.len();
+    let mut fields: Vec<datafusion::arrow::datatypes::FieldRef> =
+        schema.fields().iter().cloned().collect();
+    let mut next = 0;
+    for (i, item) in items.iter().enumerate() {
+        if let SelectItem::UnnamedExpr(e) = item {
+            if !matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
+                let f = fields[offset + i].as_ref().clone();
+                fields[offset + i] = Arc::new(f.with_name(format!("ksql_col_{next}")));
+                next += 1;
+            }
+        }
+    }
+    Arc::new(datafusion::arrow::datatypes::Schema::new_with_metadata(
+        fields,
+        schema.metadata().clone(),
+    ))
 }
 
 /// ksqlDB options eddy does not implement: refused as unsupported, naming them.
