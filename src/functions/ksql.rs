@@ -1,5 +1,6 @@
 //! ksqlDB's spellings of scalar functions DataFusion has under other names (`LEN`,
-//! `LCASE`, `UCASE`), and ksqlDB functions it lacks (`SIGN`, `INSTR` with 2–4 arguments),
+//! `LCASE`, `UCASE`), and ksqlDB functions it lacks (`SIGN`, `INSTR` with 2–4 arguments,
+//! `REGEXP_EXTRACT`),
 //! with ksqlDB's NULL rules: a NULL argument gives NULL.
 
 use std::sync::Arc;
@@ -20,7 +21,57 @@ pub fn functions() -> Vec<Arc<ScalarUDF>> {
         alias(string::upper(), "ucase"),
         sign(),
         instr(),
+        regexp_extract(),
     ]
+}
+
+/// `REGEXP_EXTRACT(pattern, string [, group])`: the first match of `pattern` in `string`
+/// (or its capture group), NULL when there is none; an invalid pattern is an error
+/// (2201B).
+fn regexp_extract() -> Arc<ScalarUDF> {
+    let (s, i) = (DataType::Utf8, DataType::Int64);
+    RowFunction::udf(
+        "regexp_extract",
+        Signature::one_of(
+            vec![
+                TypeSignature::Exact(vec![s.clone(), s.clone()]),
+                TypeSignature::Exact(vec![s.clone(), s, i]),
+            ],
+            Volatility::Immutable,
+        ),
+        |_| Ok(DataType::Utf8),
+        |a, _| {
+            let text = |v: &ScalarValue| match v {
+                ScalarValue::Utf8(s) | ScalarValue::LargeUtf8(s) | ScalarValue::Utf8View(s) => {
+                    s.clone()
+                }
+                _ => None,
+            };
+            let group = match a.get(2) {
+                None => Some(0),
+                Some(ScalarValue::Int64(g)) => *g,
+                Some(_) => None,
+            };
+            let (Some(pattern), Some(input), Some(group)) = (text(&a[0]), text(&a[1]), group)
+            else {
+                return Ok(ScalarValue::Utf8(None));
+            };
+            let re = regex::Regex::new(&pattern).map_err(|e| {
+                datafusion::common::DataFusionError::External(Box::new(
+                    crate::error::EddyError::BadValue {
+                        code: "2201B",
+                        message: format!("invalid regular expression: {e}"),
+                    },
+                ))
+            })?;
+            let found = usize::try_from(group).ok().and_then(|g| {
+                re.captures(&input)
+                    .and_then(|c| c.get(g))
+                    .map(|m| m.as_str().to_string())
+            });
+            Ok(ScalarValue::Utf8(found))
+        },
+    )
 }
 
 /// `SIGN(x)`: -1, 0 or 1 as an INTEGER; NULL (and NaN) give NULL.
