@@ -234,6 +234,12 @@ fn classify_datafusion(e: DataFusionError) -> EddyError {
             Ok(inner) => *inner,
             Err(e) => match e.downcast::<DataFusionError>() {
                 Ok(df) => classify_datafusion(*df),
+                // A pattern the regex crate cannot compile is the user's (Postgres:
+                // invalid_regular_expression), not ours.
+                Err(e) if e.to_string().starts_with("regex parse error") => EddyError::BadValue {
+                    code: "2201B",
+                    message: format!("invalid regular expression: {e}"),
+                },
                 Err(e) => EddyError::Internal(e.to_string()),
             },
         },

@@ -208,17 +208,30 @@ fn err(e: &tokio_postgres::Error) -> String {
     }
 }
 
+/// The hex of a key's bytes, as last_by_key has it.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
 fn rows(v: &[&[&str]]) -> Vec<Vec<String>> {
     v.iter()
         .map(|r| r.iter().map(|s| s.to_string()).collect())
         .collect()
 }
 
-/// A topic read as a table: the last value of each key, tombstones deleting.
+/// A topic read as a table: the last value of each key (its bytes in hex), tombstones
+/// deleting.
 fn last_by_key(records: &[Value]) -> BTreeMap<String, Value> {
     let mut out = BTreeMap::new();
     for r in records {
-        let key = r["key"].as_str().expect("keyed record").to_string();
+        let key = r["key_hex"].as_str().expect("keyed record").to_string();
         match r["value"].as_str() {
             Some(v) => out.insert(key, serde_json::from_str(v).unwrap()),
             None => out.remove(&key),
@@ -306,14 +319,15 @@ async fn streams_keys_timestamps_partitions_bad_records_and_output_topics() {
         "{errors:?}"
     );
 
-    // Output topics, read by the external client.
+    // Output topics, read by the external client, as ksqlDB writes them: the key column
+    // in the key (KAFKA format: UTF-8 text), the other columns in the value.
     let per_user = last_by_key(&broker.consume("per_user", 4));
     let from_topic: Vec<Vec<String>> = per_user
         .iter()
         .map(|(k, v)| {
-            let key: Value = serde_json::from_str(k).unwrap();
+            assert_eq!(v.as_object().unwrap().len(), 2, "{v}");
             vec![
-                key["user_id"].as_str().unwrap().to_string(),
+                String::from_utf8(unhex(k)).unwrap(),
                 v["n"].to_string(),
                 v["total"].to_string(),
             ]
@@ -324,15 +338,20 @@ async fn streams_keys_timestamps_partitions_bad_records_and_output_topics() {
     let mut slow_rows: Vec<String> = slow
         .iter()
         .map(|r| {
-            serde_json::from_str::<Value>(r["value"].as_str().unwrap())
-                .unwrap()
-                .to_string()
+            let v = serde_json::from_str::<Value>(r["value"].as_str().unwrap()).unwrap();
+            format!("{} {v}", r["key"].as_str().unwrap())
         })
         .collect();
     slow_rows.sort();
     let mut want: Vec<String> = (0..60i64)
         .filter(|i| i * 7 % 50 >= 40)
-        .map(|i| json!({"user_id": format!("u{}", i % 4), "page": format!("/p{}", i % 3), "ms": i * 7 % 50}).to_string())
+        .map(|i| {
+            format!(
+                "u{} {}",
+                i % 4,
+                json!({"page": format!("/p{}", i % 3), "ms": i * 7 % 50})
+            )
+        })
         .collect();
     want.sort();
     assert_eq!(slow_rows, want);
@@ -416,13 +435,14 @@ async fn tables_upserts_tombstones_formats_and_sinks() {
     )
     .await;
 
-    // The aggregate's topic: upserts keyed by age, a tombstone for age 30 once it emptied.
+    // The aggregate's topic: upserts keyed by age (KAFKA format: a big-endian INT), a
+    // tombstone for age 30 once it emptied.
     let by_age = broker.consume("by_age", 2);
     assert_eq!(
         last_by_key(&by_age),
         BTreeMap::from([
-            (r#"{"age":31}"#.to_string(), json!({"age": 31, "n": 1})),
-            (r#"{"age":40}"#.to_string(), json!({"age": 40, "n": 1}))
+            (hex(&31i32.to_be_bytes()), json!({"n": 1})),
+            (hex(&40i32.to_be_bytes()), json!({"n": 1}))
         ])
     );
     let out = last_by_key(&broker.consume("users_out", 2));
@@ -430,11 +450,11 @@ async fn tables_upserts_tombstones_formats_and_sinks() {
         out,
         BTreeMap::from([
             (
-                r#"{"id":"a"}"#.to_string(),
+                hex(br#"{"id":"a"}"#),
                 json!({"id": "a", "name": "Ann", "age": 31})
             ),
             (
-                r#"{"id":"c"}"#.to_string(),
+                hex(br#"{"id":"c"}"#),
                 json!({"id": "c", "name": "Cy", "age": 40})
             ),
         ])
@@ -619,7 +639,10 @@ async fn restart_resumes_exactly_and_broker_outage_loses_nothing() {
     // table equals the view.
     let mut want = BTreeMap::new();
     for r in expected(600) {
-        want.insert(format!("{{\"k\":\"{}\"}}", r[0]), json!({"k": r[0], "n": r[1].parse::<i64>().unwrap(), "total": r[2].parse::<i64>().unwrap()}));
+        want.insert(
+            hex(r[0].as_bytes()),
+            json!({"n": r[1].parse::<i64>().unwrap(), "total": r[2].parse::<i64>().unwrap()}),
+        );
     }
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -647,4 +670,271 @@ async fn no_broker_configured_is_a_clear_error() {
     .await
     .unwrap_err();
     assert!(err(&e).contains("--kafka-brokers"), "{}", err(&e));
+}
+
+/// A windowed key as ksqlDB writes it (Kafka Streams' TimeWindowedSerde or
+/// SessionWindowedSerde): the key's bytes, then for a session its end, then the window
+/// start, as big-endian epoch milliseconds. Returns (key bytes, start, session end).
+fn split_windowed_key(hex_key: &str, session: bool) -> (Vec<u8>, i64, Option<i64>) {
+    let bytes = unhex(hex_key);
+    let tail = if session { 16 } else { 8 };
+    assert!(bytes.len() > tail, "windowed key too short: {hex_key}");
+    let (key, bounds) = bytes.split_at(bytes.len() - tail);
+    let long = |b: &[u8]| i64::from_be_bytes(b.try_into().unwrap());
+    if session {
+        (key.to_vec(), long(&bounds[8..]), Some(long(&bounds[..8])))
+    } else {
+        (key.to_vec(), long(bounds), None)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windowed_aggregates_are_keyed_by_group_and_window_as_ksqldb_writes_them() {
+    let broker = Broker::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let server = eddy(&broker, &tmp.path().join("data"));
+    let c = server.connect().await;
+
+    // Four users, two pages, an event every 5 s over 4 minutes, with a 45 s pause in the
+    // middle (two sessions per user). Minute-aligned base.
+    let base = 1_700_000_040_000i64;
+    let events: Vec<(String, String, i64)> = (0..48i64)
+        .filter(|i| !(20..28).contains(i))
+        .map(|i| {
+            (
+                format!("u{}", i % 4),
+                format!("/p{}", i % 2),
+                base + i * 5000,
+            )
+        })
+        .collect();
+    broker.create_topic("pageviews", 2);
+    let input: Vec<Value> = events
+        .iter()
+        .enumerate()
+        .map(|(n, (u, p, t))| json!({"key": u, "value": json!({"page": p}).to_string(), "partition": n % 2, "timestamp": t}))
+        .collect();
+    broker.produce("pageviews", &input);
+
+    q(&c, "CREATE STREAM pageviews (user_id VARCHAR KEY, page VARCHAR) WITH (KAFKA_TOPIC='pageviews', VALUE_FORMAT='JSON')").await;
+    q(&c, "CREATE TABLE per_min WITH (KAFKA_TOPIC='per_min') AS SELECT user_id, COUNT(*) AS n FROM pageviews WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY user_id EMIT CHANGES").await;
+    q(&c, "CREATE TABLE per_min_page WITH (KAFKA_TOPIC='per_min_page', KEY_FORMAT='JSON') AS SELECT user_id, page, COUNT(*) AS n FROM pageviews WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY user_id, page EMIT CHANGES").await;
+    q(&c, "CREATE TABLE hopping WITH (KAFKA_TOPIC='hopping') AS SELECT user_id, COUNT(*) AS n FROM pageviews WINDOW HOPPING (SIZE 2 MINUTES, ADVANCE BY 1 MINUTE) GROUP BY user_id EMIT CHANGES").await;
+    q(&c, "CREATE TABLE sessions WITH (KAFKA_TOPIC='sessions') AS SELECT user_id, COUNT(*) AS n FROM pageviews WINDOW SESSION (30 SECONDS) GROUP BY user_id EMIT CHANGES").await;
+    // Without KAFKA_TOPIC, ksqlDB's default: a topic named after the stream, upper-cased;
+    // a stream keeps its source's key column as the record key.
+    q(
+        &c,
+        "CREATE STREAM p0 AS SELECT user_id, page FROM pageviews WHERE page = '/p0'",
+    )
+    .await;
+    wait_for(
+        &c,
+        "SELECT records FROM eddy_kafka_sources WHERE name = 'pageviews'",
+        &rows(&[&[&events.len().to_string()]]),
+    )
+    .await;
+
+    // What ksqlDB's documentation specifies, computed here from the input.
+    let minute = 60_000i64;
+    let mut tumbling: BTreeMap<(String, i64), i64> = BTreeMap::new();
+    let mut by_page: BTreeMap<(String, String, i64), i64> = BTreeMap::new();
+    let mut hopping: BTreeMap<(String, i64), i64> = BTreeMap::new();
+    for (u, p, t) in &events {
+        let start = t - t.rem_euclid(minute);
+        *tumbling.entry((u.clone(), start)).or_default() += 1;
+        *by_page.entry((u.clone(), p.clone(), start)).or_default() += 1;
+        for s in [start, start - minute] {
+            *hopping.entry((u.clone(), s)).or_default() += 1;
+        }
+    }
+    let mut sessions: BTreeMap<(String, i64, i64), i64> = BTreeMap::new();
+    for u in ["u0", "u1", "u2", "u3"] {
+        let times: Vec<i64> = events.iter().filter(|e| e.0 == u).map(|e| e.2).collect();
+        let (mut first, mut last, mut n) = (times[0], times[0], 0);
+        for t in times {
+            if t - last > 30_000 {
+                sessions.insert((u.to_string(), first, last), n);
+                (first, n) = (t, 0);
+            }
+            last = t;
+            n += 1;
+        }
+        sessions.insert((u.to_string(), first, last), n);
+    }
+    assert_eq!(sessions.len(), 8);
+    assert!(tumbling.values().filter(|n| **n > 0).count() > 4);
+
+    // Read back: reduce by key (last value wins, tombstones delete), decode the key.
+    let count = |v: &Value| {
+        let o = v.as_object().unwrap();
+        assert_eq!(o.len(), 1, "the value holds only the aggregate: {v}");
+        o["n"].as_i64().unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got: BTreeMap<(String, i64), i64> =
+            last_by_key(&broker.consume("per_min", tumbling.len()))
+                .iter()
+                .map(|(k, v)| {
+                    let (key, start, _) = split_windowed_key(k, false);
+                    ((String::from_utf8(key).unwrap(), start), count(v))
+                })
+                .collect();
+        if got == tumbling {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "per_min {got:?}, want {tumbling:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let got: BTreeMap<(String, String, i64), i64> =
+        last_by_key(&broker.consume("per_min_page", by_page.len()))
+            .iter()
+            .map(|(k, v)| {
+                let (key, start, _) = split_windowed_key(k, false);
+                let key: Value = serde_json::from_slice(&key).unwrap();
+                (
+                    (
+                        key["user_id"].as_str().unwrap().to_string(),
+                        key["page"].as_str().unwrap().to_string(),
+                        start,
+                    ),
+                    count(v),
+                )
+            })
+            .collect();
+    assert_eq!(got, by_page);
+    let got: BTreeMap<(String, i64), i64> = last_by_key(&broker.consume("hopping", hopping.len()))
+        .iter()
+        .map(|(k, v)| {
+            let (key, start, _) = split_windowed_key(k, false);
+            ((String::from_utf8(key).unwrap(), start), count(v))
+        })
+        .collect();
+    assert_eq!(got, hopping);
+    let got: BTreeMap<(String, i64, i64), i64> =
+        last_by_key(&broker.consume("sessions", sessions.len()))
+            .iter()
+            .map(|(k, v)| {
+                let (key, start, end) = split_windowed_key(k, true);
+                (
+                    (String::from_utf8(key).unwrap(), start, end.unwrap()),
+                    count(v),
+                )
+            })
+            .collect();
+    assert_eq!(got, sessions);
+
+    let mut got: Vec<(String, Value)> = broker
+        .consume("P0", 1)
+        .iter()
+        .map(|r| {
+            (
+                r["key"].as_str().unwrap().to_string(),
+                serde_json::from_str(r["value"].as_str().unwrap()).unwrap(),
+            )
+        })
+        .collect();
+    got.sort_by_key(|(k, v)| format!("{k}{v}"));
+    let mut want: Vec<(String, Value)> = events
+        .iter()
+        .filter(|e| e.1 == "/p0")
+        .map(|e| (e.0.clone(), json!({"page": "/p0"})))
+        .collect();
+    want.sort_by_key(|(k, v)| format!("{k}{v}"));
+    assert_eq!(got, want);
+}
+
+/// Scalar functions on hostile values inside a Kafka-fed view: a record a function fails
+/// on is a counted bad record (offset and reason in eddy_kafka_errors), every other record
+/// of its batch is applied, and the source goes on. (Every function on hostile arguments,
+/// in process and through INSERT, is tests/function_fuzz.rs.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn function_errors_in_a_kafka_fed_view_are_bad_records_and_the_source_goes_on() {
+    let broker = Broker::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let server = eddy(&broker, &tmp.path().join("data"));
+    let c = server.connect().await;
+    broker.create_topic("vals", 1);
+    q(&c, "CREATE STREAM vals (k VARCHAR KEY, s VARCHAR, n BIGINT, d DOUBLE) WITH (KAFKA_TOPIC='vals', VALUE_FORMAT='JSON')").await;
+    q(
+        &c,
+        "CREATE MATERIALIZED VIEW fz AS SELECT k, lpad(s, n, 'x') AS a, rpad(s, n) AS b, \
+         repeat(s, n) AS c, substr(s, n, n) AS e, left(s, n) AS f, right(s, n) AS g, \
+         split_part(s, ',', n) AS h, chr(n) AS i, to_timestamp(n) AS j, power(d, d) AS l, \
+         n / (n - 1) AS m, sqrt(d) AS o, ln(d) AS p, make_date(n, n, n) AS r, \
+         to_hex(n) AS t, strpos(s, 'b') AS u FROM vals",
+    )
+    .await;
+    // Hostile values, drawn with a fixed seed, then good records that must all arrive.
+    let strings = ["", "abc", "ü€😀", "a,b,c", "%", "\u{0}"];
+    let numbers = [
+        -1i64,
+        0,
+        1,
+        2,
+        3,
+        -9_223_372_036_854_775_808,
+        9_223_372_036_854_775_807,
+        1_000_000,
+    ];
+    let doubles = [-1.0f64, 0.0, 2.5, 1e308, -1e308];
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    let mut pick = |n: usize| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % n as u64) as usize
+    };
+    let mut input = Vec::new();
+    // The first record is the issue's: lpad to a length beyond memory.
+    input.push(json!({"key": "huge", "value": json!({"s": "a", "n": 9_223_372_036_854_775_807i64, "d": 1.0}).to_string()}));
+    for i in 0..80 {
+        let v = json!({
+            "s": strings[pick(strings.len())],
+            "n": numbers[pick(numbers.len())],
+            "d": doubles[pick(doubles.len())],
+        });
+        input.push(json!({"key": format!("r{i}"), "value": v.to_string()}));
+    }
+    for i in 0..10 {
+        input.push(json!({"key": format!("good{i}"), "value": json!({"s": "ab", "n": 2, "d": 4.0}).to_string()}));
+    }
+    broker.produce("vals", &input);
+    let total = input.len();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (records, bad) = loop {
+        let r = q(&c, "SELECT records, bad_records, offsets, state FROM eddy_kafka_sources WHERE name = 'vals'").await;
+        if r[0][2] == format!("0:{total}") {
+            break (
+                r[0][0].parse::<usize>().unwrap(),
+                r[0][1].parse::<usize>().unwrap(),
+            );
+        }
+        assert!(Instant::now() < deadline, "source stalled: {r:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(records + bad, total);
+    assert!(bad >= 1, "the lpad record at least is bad");
+    assert_eq!(
+        q(&c, "SELECT count(*) FROM fz").await,
+        rows(&[&[&records.to_string()]])
+    );
+    assert_eq!(
+        q(&c, "SELECT count(*) FROM fz WHERE k LIKE 'good%'").await,
+        rows(&[&["10"]])
+    );
+    let errors = q(&c, "SELECT \"offset\", reason FROM eddy_kafka_errors WHERE source = 'vals' ORDER BY \"offset\"").await;
+    assert_eq!(errors.len(), bad, "{errors:?}");
+    assert_eq!(errors[0][0], "0", "{errors:?}");
+    assert!(errors[0][1].contains("lpad"), "{errors:?}");
+    // The server is fine, and the source keeps reading.
+    broker.produce(
+        "vals",
+        &[json!({"key": "late", "value": json!({"s": "z", "n": 2, "d": 1.0}).to_string()})],
+    );
+    wait_for(&c, "SELECT a FROM fz WHERE k = 'late'", &rows(&[&["xz"]])).await;
 }

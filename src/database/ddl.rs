@@ -323,7 +323,11 @@ impl Database {
                     return Err(EddyError::DuplicateRelation(name.clone()));
                 }
                 let flow = self.plan_view(&inner, stmt)?;
-                let sink = super::kafka::view_sink(stmt, &flow)?;
+                let reads_kafka = flow
+                    .sources
+                    .iter()
+                    .any(|s| super::kafka::reads_kafka(&inner, &self.kafka, s));
+                let sink = super::kafka::view_sink(stmt, &flow, reads_kafka)?;
                 let storage = view_storage(*kind, &flow.schema)?;
                 // Transient views take ids of their own, so the ids (and OIDs) of logged
                 // relations are the same after a restart.
@@ -468,6 +472,7 @@ impl Database {
         let options = check_view_options(options)?;
         let mut query: Query = (**query).clone();
         inner.expand_hidden(&mut query);
+        crate::sql::pg_compat::epoch_millis_comparisons(&mut query);
         let window = inner.rewrite_windows(&mut query, ksql_window)?;
         // The same Postgres literals, casts and operators as an ad-hoc query.
         crate::sql::pg_literals::rewrite(&mut query);
@@ -502,6 +507,11 @@ impl Database {
         let plan = ctx.state().optimize(&plan)?;
         let plan = crate::plan::optimize_view(plan, window.is_some())?;
         let schema = super::query::postgres_schema(&query, plan.schema().as_arrow());
+        let schema = if kind == ViewKind::MaterializedView {
+            schema
+        } else {
+            ksql_column_names(&query, schema)
+        };
         let mut seen = std::collections::HashSet::new();
         for f in schema.fields() {
             if !seen.insert(f.name().clone()) {
@@ -709,12 +719,7 @@ fn check_source_options(options: &[SqlOption], is_stream: bool) -> Result<Source
             "retention" if is_stream => {
                 out.retention = Some(crate::sql::windows::parse_duration(&option_value(o))?)
             }
-            _ => {
-                return Err(EddyError::query(
-                    "22023",
-                    format!("unknown option \"{n}\" in WITH (...)"),
-                ))
-            }
+            _ => return Err(unknown_option(&n)),
         }
     }
     Ok(out)
@@ -755,12 +760,84 @@ fn check_view_options(options: &[SqlOption]) -> Result<ViewOptions> {
             // A Kafka sink's options, checked by super::kafka::view_sink.
             continue;
         }
-        return Err(EddyError::query(
-            "22023",
-            format!("unknown option \"{n}\" in WITH (...)"),
-        ));
+        return Err(unknown_option(&n));
     }
     Ok(out)
+}
+
+/// ksqlDB's names for unnamed expressions (`ksql_col_0`, `ksql_col_1`, ...), used by a
+/// `CREATE STREAM|TABLE ... AS` whose Postgres names would collide (two `?column?`);
+/// otherwise the Postgres names stay (`count`, `sum`), which existing scripts read.
+fn ksql_column_names(
+    query: &Query,
+    schema: datafusion::arrow::datatypes::SchemaRef,
+) -> datafusion::arrow::datatypes::SchemaRef {
+    use datafusion::sql::sqlparser::ast::{Expr, SelectItem, SetExpr};
+    let mut seen = std::collections::HashSet::new();
+    if schema
+        .fields()
+        .iter()
+        .all(|f| seen.insert(f.name().clone()))
+    {
+        return schema;
+    }
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return schema;
+    };
+    let items = &select.projection;
+    let n = schema.fields().len();
+    if items.len() > n
+        || items.iter().any(|i| {
+            !matches!(
+                i,
+                SelectItem::UnnamedExpr(_) | SelectItem::ExprWithAlias { .. }
+            )
+        })
+    {
+        return schema;
+    }
+    // A ksqlDB window puts its bounds in front of the SELECT items.
+    let offset = n - items.len();
+    let mut fields: Vec<datafusion::arrow::datatypes::FieldRef> =
+        schema.fields().iter().cloned().collect();
+    let mut next = 0;
+    for (i, item) in items.iter().enumerate() {
+        if let SelectItem::UnnamedExpr(e) = item {
+            if !matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
+                let f = fields[offset + i].as_ref().clone();
+                fields[offset + i] = Arc::new(f.with_name(format!("ksql_col_{next}")));
+                next += 1;
+            }
+        }
+    }
+    Arc::new(datafusion::arrow::datatypes::Schema::new_with_metadata(
+        fields,
+        schema.metadata().clone(),
+    ))
+}
+
+/// ksqlDB options eddy does not implement: refused as unsupported, naming them.
+const KSQL_UNSUPPORTED_OPTIONS: &[&str] = &[
+    "wrap_single_value",
+    "value_delimiter",
+    "key_delimiter",
+    "value_schema_id",
+    "key_schema_id",
+    "value_schema_full_name",
+    "key_schema_full_name",
+    "value_avro_schema_full_name",
+    "window_type",
+    "window_size",
+];
+
+fn unknown_option(n: &str) -> EddyError {
+    if KSQL_UNSUPPORTED_OPTIONS.contains(&n) {
+        return EddyError::unsupported(format!(
+            "the ksqlDB option {} is not supported",
+            n.to_uppercase()
+        ));
+    }
+    EddyError::query("22023", format!("unknown option \"{n}\" in WITH (...)"))
 }
 
 fn tag_create(is_stream: bool) -> String {

@@ -68,16 +68,45 @@ pub(super) fn check_source_shape(
     Ok(())
 }
 
-/// The sink of a `CREATE STREAM|TABLE ... WITH (KAFKA_TOPIC=...) AS SELECT`, if any.
-pub(super) fn view_sink(stmt: &EddyStatement, _flow: &Dataflow) -> Result<Option<SinkConfig>> {
-    let EddyStatement::CreateView { options, .. } = stmt else {
+/// The sink of a `CREATE STREAM|TABLE ... [WITH (KAFKA_TOPIC=...)] AS SELECT`, if any.
+/// As in ksqlDB, such a statement over Kafka-backed input writes a topic even when not
+/// told: one named after the relation, upper-cased. (Over INSERTed relations, which
+/// ksqlDB does not have, it writes none unless given KAFKA_TOPIC.)
+pub(super) fn view_sink(
+    stmt: &EddyStatement,
+    _flow: &Dataflow,
+    reads_kafka: bool,
+) -> Result<Option<SinkConfig>> {
+    let EddyStatement::CreateView {
+        name,
+        kind,
+        options,
+        ..
+    } = stmt
+    else {
         return Ok(None);
     };
     let pairs = super::ddl::option_pairs(options);
-    if !options::is_kafka(&pairs) {
+    if options::is_kafka(&pairs) {
+        return options::sink_config(&pairs).map(Some);
+    }
+    if !reads_kafka || *kind == crate::sql::ViewKind::MaterializedView {
         return Ok(None);
     }
+    let mut pairs = pairs;
+    pairs.push(("kafka_topic".into(), name.to_uppercase()));
     options::sink_config(&pairs).map(Some)
+}
+
+/// Whether `name` is, or reads (through views), a Kafka-backed relation.
+pub(super) fn reads_kafka(inner: &Inner, kafka: &KafkaRuntime, name: &str) -> bool {
+    if kafka.is_source(name) {
+        return true;
+    }
+    inner
+        .get(name)
+        .map(|r| r.depends_on.iter().any(|d| reads_kafka(inner, kafka, d)))
+        .unwrap_or(false)
 }
 
 /// The layout of a Kafka-backed relation's records.
@@ -129,8 +158,8 @@ pub struct SinkSetup {
     pub config: SinkConfig,
     pub from: String,
     pub upsert: bool,
-    /// Columns (of the visible schema) that form a record's key.
-    pub key_columns: Vec<usize>,
+    /// How rows become records.
+    pub shape: RecordShape,
 }
 
 impl Database {
@@ -191,10 +220,12 @@ impl Database {
         Ok((cfg, layout))
     }
 
-    /// Apply one batch of consumed records as one epoch, logging each partition's next
-    /// offset with it. Records before the stored offsets (already applied) are skipped,
-    /// so a redelivery never duplicates. Bad records are counted and skipped; a batch a
-    /// view refuses (e.g. division by zero) is skipped whole and reported.
+    /// Apply one batch of consumed records, logging each partition's next offset with
+    /// the changes. Records before the stored offsets (already applied) are skipped, so a
+    /// redelivery never duplicates. Bad records are counted and skipped. When a view
+    /// refuses the batch (a function error, a division by zero), the batch is split and
+    /// its halves applied as epochs of their own, down to the single records that fail:
+    /// those are reported with the view's reason, every other record is applied.
     pub(crate) async fn ingest_kafka(
         &self,
         name: &str,
@@ -207,22 +238,36 @@ impl Database {
         if records.is_empty() {
             return Ok(0);
         }
+        let (_, layout) = self.kafka_source_setup(name)?;
+        let mut bad = Vec::new();
+        let applied = self.ingest_part(name, &layout, &records, &mut bad)?;
+        self.kafka.record_bad(name, topic, &bad);
+        self.kafka.update(name, |s| s.records += applied as u64);
+        Ok(applied)
+    }
+
+    /// One epoch of `records` (or, refused by a view, of each half in turn).
+    fn ingest_part(
+        &self,
+        name: &str,
+        layout: &Layout,
+        records: &[RawRecord],
+        bad: &mut Vec<k::BadRecord>,
+    ) -> Result<usize> {
         let mut next: BTreeMap<i32, i64> = BTreeMap::new();
-        for r in &records {
+        for r in records {
             let e = next.entry(r.partition).or_insert(r.offset + 1);
             *e = (*e).max(r.offset + 1);
         }
         let offsets: Vec<(i32, i64)> = next.into_iter().collect();
-        let (_, layout) = self.kafka_source_setup(name)?;
-        let decoded = layout.decode(&records)?;
+        let decoded = layout.decode(records)?;
         let entry = LogEntry::KafkaOffsets {
             relation: name.to_string(),
             offsets: offsets.clone(),
         };
-        let mut bad = decoded.bad;
-        let applied = {
+        let result = {
             let mut inner = self.lock();
-            let result = build_delta(&mut inner, name, decoded.rows, &decoded.tombstones).and_then(
+            build_delta(&mut inner, name, decoded.rows, &decoded.tombstones).and_then(
                 |(delta, n)| {
                     self.apply_epoch_with(
                         &mut inner,
@@ -233,32 +278,34 @@ impl Database {
                     )
                     .map(|_| n)
                 },
-            );
-            match result {
-                Ok(n) => n,
-                Err(e @ (EddyError::Storage(_) | EddyError::Io(_) | EddyError::Internal(_))) => {
-                    return Err(e)
-                }
-                Err(e) => {
-                    // The records are fine but a view cannot take them: skip the batch
-                    // (reported per record) rather than stall the source forever.
-                    self.log(std::slice::from_ref(&entry))?;
-                    let reason = format!("batch refused: {e}");
-                    bad = records
-                        .iter()
-                        .map(|r| k::BadRecord {
-                            partition: r.partition,
-                            offset: r.offset,
-                            reason: reason.clone(),
-                        })
-                        .collect();
-                    0
-                }
+            )
+        };
+        let applied = match result {
+            Ok(n) => {
+                bad.extend(decoded.bad);
+                n
+            }
+            Err(e @ (EddyError::Storage(_) | EddyError::Io(_) | EddyError::Internal(_))) => {
+                return Err(e)
+            }
+            Err(_) if records.len() > 1 => {
+                let (a, b) = records.split_at(records.len() / 2);
+                let n = self.ingest_part(name, layout, a, bad)?;
+                return Ok(n + self.ingest_part(name, layout, b, bad)?);
+            }
+            Err(e) => {
+                // This record is fine as a record but a view cannot take it: skip it
+                // (reported) rather than stall the source forever.
+                self.log(std::slice::from_ref(&entry))?;
+                bad.extend(records.iter().map(|r| k::BadRecord {
+                    partition: r.partition,
+                    offset: r.offset,
+                    reason: format!("refused by a view: {e}"),
+                }));
+                0
             }
         };
         self.kafka.record_offsets(name, &offsets);
-        self.kafka.record_bad(name, topic, &bad);
-        self.kafka.update(name, |s| s.records += applied as u64);
         Ok(applied)
     }
 
@@ -357,12 +404,14 @@ impl Database {
             _ => true,
         });
         let _ = sql;
-        let key_columns = key_columns_of(rel, &visible);
+        // A CREATE STREAM|TABLE ... AS sink has the view's own name; a CREATE SINK another.
+        let ksql = from == name;
+        let shape = record_shape(rel, &visible, ksql, &config, &inner)?;
         Ok(SinkSetup {
             config,
             from,
             upsert,
-            key_columns,
+            shape,
         })
     }
 
@@ -420,57 +469,215 @@ fn key_columns_of(rel: &Relation, visible: &[usize]) -> Vec<usize> {
         .iter()
         .map(|&i| rel.schema.field(i).name().to_lowercase())
         .collect();
-    let mut keys = Vec::new();
-    if let Ok(EddyStatement::CreateView { query, window, .. }) =
-        crate::sql::parse_statement(&rel.create_sql)
-    {
-        use datafusion::sql::sqlparser::ast::{Expr, GroupByExpr, SelectItem, SetExpr};
-        if let SetExpr::Select(s) = query.body.as_ref() {
-            if let GroupByExpr::Expressions(groups, _) = &s.group_by {
-                let groups: Vec<String> = groups
-                    .iter()
-                    .map(|g| g.to_string().to_lowercase())
-                    .collect();
-                let ordinals: Vec<usize> = groups
-                    .iter()
-                    .filter_map(|g| g.parse::<usize>().ok())
-                    .collect();
-                for (i, item) in s.projection.iter().enumerate() {
-                    let (expr, alias): (&Expr, Option<String>) = match item {
-                        SelectItem::UnnamedExpr(e) => (e, None),
-                        SelectItem::ExprWithAlias { expr, alias } => {
-                            (expr, Some(alias.value.to_lowercase()))
-                        }
-                        _ => continue,
-                    };
-                    let text = expr.to_string().to_lowercase();
-                    let last_part = text.rsplit('.').next().unwrap_or(&text).to_string();
-                    let grouped = groups
-                        .iter()
-                        .any(|g| *g == text || *g == last_part || alias.as_ref() == Some(g))
-                        || ordinals.contains(&(i + 1));
-                    if grouped && i < names.len() {
-                        keys.push(i);
-                    }
-                }
+    let mut keys = grouped_columns(rel, &names);
+    if !keys.is_empty() {
+        for (i, n) in names.iter().enumerate() {
+            if is_window_column(n) && !keys.contains(&i) {
+                keys.push(i);
             }
         }
-        let _ = window;
-        if !keys.is_empty() {
-            for (i, n) in names.iter().enumerate() {
-                if matches!(
-                    n.as_str(),
-                    "window_start" | "window_end" | "windowstart" | "windowend"
-                ) && !keys.contains(&i)
-                {
-                    keys.push(i);
-                }
-            }
-            keys.sort_unstable();
-            return keys;
-        }
+        keys.sort_unstable();
+        keys.dedup();
+        return keys;
     }
     (0..visible.len()).collect()
+}
+
+fn is_window_column(name: &str) -> bool {
+    matches!(
+        name,
+        "window_start" | "window_end" | "windowstart" | "windowend"
+    )
+}
+
+/// The visible columns (named `names`) of a view that its GROUP BY lists. A ksqlDB
+/// windowed query shows the window bounds it does not select in front of its own
+/// columns, so SELECT items are counted from the end of the visible columns.
+fn grouped_columns(rel: &Relation, names: &[String]) -> Vec<usize> {
+    use datafusion::sql::sqlparser::ast::{Expr, GroupByExpr, SelectItem, SetExpr};
+    let mut keys = Vec::new();
+    let Ok(EddyStatement::CreateView { query, .. }) = crate::sql::parse_statement(&rel.create_sql)
+    else {
+        return keys;
+    };
+    let SetExpr::Select(s) = query.body.as_ref() else {
+        return keys;
+    };
+    let GroupByExpr::Expressions(groups, _) = &s.group_by else {
+        return keys;
+    };
+    if s.projection.iter().any(|i| {
+        !matches!(
+            i,
+            SelectItem::UnnamedExpr(_) | SelectItem::ExprWithAlias { .. }
+        )
+    }) || s.projection.len() > names.len()
+    {
+        return keys;
+    }
+    let offset = names.len() - s.projection.len();
+    let last = |t: &str| t.rsplit('.').next().unwrap_or(t).to_string();
+    let groups: Vec<String> = groups
+        .iter()
+        .map(|g| g.to_string().to_lowercase())
+        .collect();
+    let ordinals: Vec<usize> = groups
+        .iter()
+        .filter_map(|g| g.parse::<usize>().ok())
+        .collect();
+    for (i, item) in s.projection.iter().enumerate() {
+        let (expr, alias): (&Expr, Option<String>) = match item {
+            SelectItem::UnnamedExpr(e) => (e, None),
+            SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias.value.to_lowercase())),
+            _ => continue,
+        };
+        let text = expr.to_string().to_lowercase();
+        let grouped = groups.iter().any(|g| {
+            *g == text || *g == last(&text) || last(g) == last(&text) || alias.as_ref() == Some(g)
+        }) || ordinals.contains(&(i + 1));
+        if grouped {
+            keys.push(i + offset);
+        }
+    }
+    keys
+}
+
+/// How a sink turns a row into a record key and value.
+#[derive(Debug, Clone)]
+pub struct RecordShape {
+    /// Key columns (visible positions), window bounds excluded for a ksqlDB windowed key.
+    pub key_columns: Vec<usize>,
+    /// None: a JSON object of the key columns (CREATE SINK, RisingWave's upsert key).
+    /// Some: ksqlDB's key serialization in that format.
+    pub key_format: Option<Format>,
+    /// ksqlDB's windowed key: the key, then the window start in big-endian epoch
+    /// milliseconds (Kafka Streams' TimeWindowedSerde), or end then start for a session
+    /// window (SessionWindowedSerde). Visible positions of the bounds.
+    pub window: Option<WindowedKey>,
+    /// Columns of the value (ksqlDB leaves the key columns and window bounds out).
+    pub value_columns: Vec<usize>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct WindowedKey {
+    /// A session window's gap in milliseconds: eddy's session ends at the last event plus
+    /// the gap, ksqlDB's key carries the last event's time.
+    pub session_gap: Option<i64>,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// The record shape of a relation's sink. `ksql`: a `CREATE STREAM|TABLE ... AS` sink,
+/// which writes what ksqlDB writes; otherwise a CREATE SINK (JSON key object, whole row).
+fn record_shape(
+    rel: &Relation,
+    visible: &[usize],
+    ksql: bool,
+    cfg: &SinkConfig,
+    inner: &Inner,
+) -> Result<RecordShape> {
+    let all: Vec<usize> = (0..visible.len()).collect();
+    let names: Vec<String> = visible
+        .iter()
+        .map(|&i| rel.schema.field(i).name().to_lowercase())
+        .collect();
+    if !ksql {
+        return Ok(RecordShape {
+            key_columns: key_columns_of(rel, visible),
+            key_format: None,
+            window: None,
+            value_columns: all,
+        });
+    }
+    let window = rel
+        .dataflow
+        .as_ref()
+        .and_then(|f| f.window.as_ref())
+        .and_then(|w| {
+            let at = |c: &str| names.iter().position(|n| *n == c.to_lowercase());
+            Some(WindowedKey {
+                session_gap: match w.kind {
+                    crate::sql::windows::WindowKind::Session { gap } => Some(gap / 1000),
+                    _ => None,
+                },
+                start: at(&w.start_column)?,
+                end: at(&w.end_column)?,
+            })
+        });
+    // The key of the relation read, when the new one selects all its columns: a stream
+    // keeps its source's KEY column, a table over a table its PRIMARY KEY. (ksqlDB
+    // refuses a projection without them; eddy then writes records without a key, or for
+    // a table keys them by the whole row.)
+    let source_keys: Vec<String> = rel
+        .depends_on
+        .first()
+        .and_then(|s| inner.get(s))
+        .map(|s| {
+            s.primary_key
+                .iter()
+                .map(|&i| s.schema.field(i).name().to_lowercase())
+                .collect()
+        })
+        .unwrap_or_default();
+    let inherited: Vec<usize> = source_keys
+        .iter()
+        .filter_map(|n| names.iter().position(|x| x == n))
+        .collect();
+    let inherited = if inherited.len() == source_keys.len() && rel.depends_on.len() == 1 {
+        inherited
+    } else {
+        vec![]
+    };
+    let mut key_columns: Vec<usize> = if rel.kind.is_append_only() {
+        inherited
+    } else if !rel.primary_key.is_empty() {
+        key_columns_of(rel, visible)
+    } else {
+        let g = grouped_columns(rel, &names);
+        if !g.is_empty() {
+            g
+        } else if !inherited.is_empty() {
+            inherited
+        } else {
+            // No key ksqlDB would write (e.g. an aggregate without GROUP BY): key by the
+            // whole row, which the value then repeats.
+            return Ok(RecordShape {
+                key_columns: all.clone(),
+                key_format: Some(Format::Json),
+                window: None,
+                value_columns: all,
+            });
+        }
+    };
+    if let Some(w) = window {
+        key_columns.retain(|&i| i != w.start && i != w.end);
+    }
+    key_columns.sort_unstable();
+    key_columns.dedup();
+    let key_format = cfg.key_format.unwrap_or(if key_columns.len() > 1 {
+        // ksqlDB needs KEY_FORMAT='JSON' here; writing JSON is what it would be told to do.
+        Format::Json
+    } else {
+        Format::Kafka
+    });
+    if key_format == Format::Kafka && key_columns.len() > 1 {
+        return Err(EddyError::unsupported(format!(
+            "KEY_FORMAT='KAFKA' with {} key columns (one column only); use KEY_FORMAT='JSON'",
+            key_columns.len()
+        )));
+    }
+    let value_columns = all
+        .into_iter()
+        .filter(|i| {
+            !key_columns.contains(i) && window.map_or(true, |w| *i != w.start && *i != w.end)
+        })
+        .collect();
+    Ok(RecordShape {
+        key_columns,
+        key_format: Some(key_format),
+        window,
+        value_columns,
+    })
 }
 
 pub(super) fn system_kafka_sources(rt: &KafkaRuntime) -> Result<RecordBatch> {

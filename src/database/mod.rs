@@ -17,7 +17,7 @@ mod checkpoint;
 mod ddl;
 mod dml;
 mod group_commit;
-mod kafka;
+pub(crate) mod kafka;
 mod literal_values;
 mod observe;
 pub mod params;

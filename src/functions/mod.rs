@@ -10,8 +10,10 @@ mod arith;
 mod casts;
 mod date_trunc;
 mod datetime;
+mod ksql;
 mod math;
 mod numeric;
+pub mod panic_safe;
 mod pg_casts;
 mod rounding;
 mod row_fn;
@@ -32,7 +34,8 @@ pub use casts::check_casts;
 pub use pg_casts::postgres_casts;
 pub use row_fn::RowFunction;
 
-/// Add eddy's Postgres planner (ahead of DataFusion's own) and functions to a session.
+/// Add eddy's Postgres planner (ahead of DataFusion's own) and functions to a session,
+/// and guard every scalar function so that none can panic ([`panic_safe`]).
 pub fn with_postgres_semantics(state: SessionState) -> SessionState {
     let mut planners: Vec<Arc<dyn ExprPlanner>> = vec![Arc::new(PostgresPlanner)];
     planners.extend(state.expr_planners().iter().cloned());
@@ -53,7 +56,8 @@ pub fn with_postgres_semantics(state: SessionState) -> SessionState {
     for f in strings::aggregates() {
         let _ = state.register_udaf(f);
     }
-    state
+    // Last, so that every function registered before is guarded.
+    panic_safe::guard_all(state)
 }
 
 fn functions() -> Vec<Arc<ScalarUDF>> {
@@ -63,6 +67,7 @@ fn functions() -> Vec<Arc<ScalarUDF>> {
     out.push(date_trunc::date_trunc());
     out.extend(rounding::functions());
     out.extend(strings::functions());
+    out.extend(ksql::functions());
     out
 }
 

@@ -118,6 +118,11 @@ fn quote_dotted_options(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len() + 8);
     let mut last = 0;
     for &(s, e, d) in &w[with + 1..] {
+        // The option list ends at the first top-level word after it (`AS`, `FORMAT`): a
+        // dotted name compared in the query (`ON (l.id = r.id)`) is no option.
+        if d == 0 {
+            break;
+        }
         let word = &sql[s..e];
         let before_eq = sql[e..].trim_start().starts_with('=');
         if d == 1
@@ -247,6 +252,9 @@ mod tests {
             cut_format_encode("CREATE SINK k FROM v FORMAT UPSERT ENCODE JSON;").unwrap(),
             "CREATE SINK k FROM v WITH (format_type = 'UPSERT', encode = 'JSON')"
         );
+        // Only the option list is quoted, not a dotted name compared in the query.
+        let j = "CREATE STREAM j WITH (partitions=1) AS SELECT a FROM l JOIN r ON (l.id = r.id)";
+        assert_eq!(cut_format_encode(j).unwrap(), j);
         // ksqlDB's FORMAT option is inside WITH and stays.
         let k = "CREATE STREAM s (a INT) WITH (KAFKA_TOPIC='t', FORMAT='JSON')";
         assert_eq!(cut_format_encode(k).unwrap(), k);

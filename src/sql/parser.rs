@@ -177,8 +177,78 @@ fn words(sql: &str) -> Result<Vec<String>> {
         .collect())
 }
 
+/// ksqlDB quotes identifiers with backticks (`` `Name` ``), Postgres with double quotes.
+/// Backticks outside string literals and double-quoted identifiers become double quotes
+/// (a double quote between backticks is doubled), so the rest sees one spelling.
+pub fn backtick_identifiers(sql: &str) -> std::borrow::Cow<'_, str> {
+    if !sql.contains('`') {
+        return std::borrow::Cow::Borrowed(sql);
+    }
+    let mut out = String::with_capacity(sql.len() + 2);
+    let (mut in_string, mut in_quoted, mut in_tick) = (false, false, false);
+    for c in sql.chars() {
+        match c {
+            '\'' if !in_quoted && !in_tick => {
+                in_string = !in_string;
+                out.push(c);
+            }
+            '"' if in_tick => out.push_str("\"\""),
+            '"' if !in_string => {
+                in_quoted = !in_quoted;
+                out.push(c);
+            }
+            '`' if !in_string && !in_quoted => {
+                in_tick = !in_tick;
+                out.push('"');
+            }
+            _ => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// ksqlDB statements and clauses eddy does not implement, refused naming them (0A000)
+/// rather than as a syntax error.
+fn refuse_ksql_only(sql: &str, head: &[String]) -> Result<()> {
+    if head.first().map(String::as_str) == Some("TERMINATE") {
+        return Err(EddyError::unsupported(
+            "TERMINATE: a persistent query is its stream or table here; DROP it (DROP STREAM|TABLE name) to stop it",
+        ));
+    }
+    if head.first().map(String::as_str) != Some("CREATE") {
+        return Ok(());
+    }
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql)
+        .tokenize()
+        .map_err(|e| EddyError::syntax(format!("syntax error: {e}")))?;
+    let significant: Vec<&Token> = tokens
+        .iter()
+        .filter(|t| !matches!(t, Token::Whitespace(_)))
+        .collect();
+    let is_word = |t: &Token, w: &str| matches!(t, Token::Word(x) if x.quote_style.is_none() && x.value.eq_ignore_ascii_case(w));
+    let mut depth = 0i32;
+    for (i, t) in significant.iter().enumerate() {
+        match t {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            _ if depth == 0
+                && is_word(t, "PARTITION")
+                && significant.get(i + 1).is_some_and(|n| is_word(n, "BY")) =>
+            {
+                return Err(EddyError::unsupported(
+                    "PARTITION BY (re-keying a stream through a repartition topic) is not supported; the output keeps its source's key column",
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 fn parse_inner(sql: &str) -> Result<EddyStatement> {
+    let sql = &*backtick_identifiers(sql);
     let head = words(sql)?;
+    refuse_ksql_only(sql, &head)?;
     let w = |i: usize| head.get(i).map(String::as_str).unwrap_or("");
     let (sql_no_limit, push_limit) = strip_push_limit(sql);
     let sql = sql_no_limit.as_str();

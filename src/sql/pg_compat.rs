@@ -614,7 +614,78 @@ fn field_name(chain: &[AccessExpr]) -> Option<String> {
     }
 }
 
+/// [`epoch_millis_comparison`] over a whole query (a view's; ad-hoc queries get it in
+/// [`rewrite`]).
+pub fn epoch_millis_comparisons(q: &mut Query) {
+    let _ = visit_expressions_mut(q, |e| {
+        epoch_millis_comparison(e);
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// ksqlDB compares ROWTIME, WINDOWSTART and WINDOWEND with BIGINT epoch milliseconds
+/// (`WHERE rowtime BETWEEN 1514764800001 AND 1514764801000`); eddy's are timestamps, so
+/// a number compared with one of them is read as epoch milliseconds.
+fn epoch_millis_comparison(e: &mut Expr) {
+    let is_time = |x: &Expr| {
+        let name = match x {
+            Expr::Identifier(i) => Some(i.value.to_lowercase()),
+            Expr::CompoundIdentifier(p) => p.last().map(|i| i.value.to_lowercase()),
+            _ => None,
+        };
+        matches!(
+            name.as_deref(),
+            Some("rowtime" | "windowstart" | "windowend")
+        )
+    };
+    let is_number = |x: &Expr| match x {
+        Expr::Value(v) => matches!(v.value, Value::Number(..)),
+        Expr::UnaryOp { expr, .. } => {
+            matches!(expr.as_ref(), Expr::Value(v) if matches!(v.value, Value::Number(..)))
+        }
+        _ => false,
+    };
+    let as_timestamp = |x: &mut Expr| {
+        if is_number(x) {
+            let n = std::mem::replace(x, Expr::Value(Value::Null.into()));
+            *x = datafusion::sql::sqlparser::parser::Parser::new(
+                &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+            )
+            .try_with_sql(&format!("to_timestamp_millis({n})"))
+            .and_then(|mut p| p.parse_expr())
+            .unwrap_or(n);
+        }
+    };
+    match e {
+        Expr::BinaryOp { left, op, right }
+            if matches!(
+                op,
+                BinaryOperator::Eq
+                    | BinaryOperator::NotEq
+                    | BinaryOperator::Lt
+                    | BinaryOperator::LtEq
+                    | BinaryOperator::Gt
+                    | BinaryOperator::GtEq
+            ) =>
+        {
+            if is_time(left) {
+                as_timestamp(right);
+            } else if is_time(right) {
+                as_timestamp(left);
+            }
+        }
+        Expr::Between {
+            expr, low, high, ..
+        } if is_time(expr) => {
+            as_timestamp(low);
+            as_timestamp(high);
+        }
+        _ => {}
+    }
+}
+
 fn rewrite_expr(e: &mut Expr, catalog: &dyn CatalogLookup) -> Result<()> {
+    epoch_millis_comparison(e);
     match e {
         Expr::BinaryOp { op, .. } => {
             if let BinaryOperator::PGCustomBinaryOperator(parts) = op {

@@ -667,6 +667,15 @@ fn is_ident(e: &Expr, name: &str) -> bool {
     }
 }
 
+/// The column name of a plain or qualified column reference.
+fn last_ident(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Identifier(i) => Some(crate::sql::parser::ident_name(i)),
+        Expr::CompoundIdentifier(p) => p.last().map(crate::sql::parser::ident_name),
+        _ => None,
+    }
+}
+
 /// An aggregation over a window must group by the window, or every window would be mixed
 /// into one group that never closes.
 fn check_window_grouping(
@@ -770,6 +779,46 @@ fn rewrite_ksql(query: &mut Query, w: &KsqlWindow, cat: &WindowCatalog) -> Resul
             "a WINDOW clause needs an aggregation with GROUP BY",
         ));
     }
+    // `GROUP BY 1` counts the SELECT items as written: resolve it before the window
+    // columns go in front of them. A grouping repeated under another spelling
+    // (`data, test.data`) is one grouping.
+    let mut resolved: Vec<Expr> = Vec::new();
+    for e in exprs.drain(..) {
+        let e = match &e {
+            Expr::Value(v) => match &v.value {
+                Value::Number(n, _) => {
+                    let item = n
+                        .parse::<usize>()
+                        .ok()
+                        .and_then(|i| i.checked_sub(1))
+                        .and_then(|i| select.projection.get(i));
+                    match item {
+                        Some(SelectItem::UnnamedExpr(x))
+                        | Some(SelectItem::ExprWithAlias { expr: x, .. }) => x.clone(),
+                        _ => {
+                            return Err(EddyError::query(
+                                "42P10",
+                                format!("GROUP BY position {n} is not in select list"),
+                            ))
+                        }
+                    }
+                }
+                _ => e,
+            },
+            _ => e,
+        };
+        let same = |a: &Expr, b: &Expr| match (a, b) {
+            (
+                Expr::Identifier(_) | Expr::CompoundIdentifier(_),
+                Expr::Identifier(_) | Expr::CompoundIdentifier(_),
+            ) => last_ident(a) == last_ident(b),
+            _ => a == b,
+        };
+        if !resolved.iter().any(|r| same(r, &e)) {
+            resolved.push(e);
+        }
+    }
+    *exprs = resolved;
     for c in ["windowstart", "windowend"] {
         if !exprs.iter().any(|e| is_ident(e, c)) {
             exprs.push(Expr::Identifier(Ident::new(c)));

@@ -5,7 +5,7 @@ by Confluent; nothing of eddy's). Commands:
   produce BOOTSTRAP TOPIC      stdin: one JSON object per line with "value" (string or
                                null), optional "key", "partition", "timestamp" (ms)
   consume BOOTSTRAP TOPIC MIN  print every record as a JSON line (partition, offset, key,
-                               value, timestamp), reading by assign() from the beginning
+                               key_hex (the raw key bytes), value, timestamp), reading by assign() from the beginning
                                until at least MIN records and 2 s of quiet (or 60 s)
 """
 import json
@@ -84,7 +84,8 @@ def consume(bootstrap, topic, minimum):
         print(json.dumps({
             "partition": m.partition(),
             "offset": m.offset(),
-            "key": None if key is None else key.decode(),
+            "key": None if key is None else key.decode("utf-8", "replace"),
+            "key_hex": None if key is None else key.hex(),
             "value": None if value is None else value.decode(),
             "timestamp": m.timestamp()[1],
         }), flush=True)

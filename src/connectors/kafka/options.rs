@@ -64,6 +64,8 @@ pub struct SinkConfig {
     pub partitions: Option<i32>,
     /// Upserts keyed by the view's key, deletes as tombstones; otherwise plain inserts.
     pub upsert: Option<bool>,
+    /// `KEY_FORMAT` of a ksqlDB `CREATE ... AS` sink (default: KAFKA for one key column).
+    pub key_format: Option<Format>,
 }
 
 /// Options, lower-cased names with their values.
@@ -205,10 +207,7 @@ pub fn source_config(opts: &Options) -> Result<SourceConfig> {
 
 pub fn sink_config(opts: &Options) -> Result<SinkConfig> {
     check_connector(opts)?;
-    for (what, names) in [
-        ("VALUE_FORMAT", &["value_format", "encode", "format"][..]),
-        ("KEY_FORMAT", &["key_format"][..]),
-    ] {
+    for (what, names) in [("VALUE_FORMAT", &["value_format", "encode", "format"][..])] {
         if let Some(v) = get(opts, names) {
             if !v.eq_ignore_ascii_case("json") {
                 return Err(EddyError::unsupported(format!(
@@ -228,6 +227,9 @@ pub fn sink_config(opts: &Options) -> Result<SinkConfig> {
         brokers: brokers(opts),
         partitions: partitions(opts)?,
         upsert: format_type(opts)?,
+        key_format: get(opts, &["key_format"])
+            .map(|v| Format::parse("KEY_FORMAT", v))
+            .transpose()?,
     })
 }
 

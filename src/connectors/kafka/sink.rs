@@ -4,8 +4,13 @@
 //! the database lock so nothing falls between them) and writes JSON:
 //! - plain (append-only relations): one record per inserted row, no key;
 //! - upsert (tables, aggregates): per changed key, the new row, or a tombstone (null
-//!   value) when the key's row went away. The key is a JSON object of the key columns
-//!   (a windowed aggregate's key carries `window_start`/`window_end`).
+//!   value) when the key's row went away.
+//!
+//! A `CREATE SINK` keys records by a JSON object of the key columns (a windowed
+//! aggregate's key carries `window_start`/`window_end`) and writes whole rows. A ksqlDB
+//! `CREATE STREAM|TABLE ... AS` writes what ksqlDB writes: the key columns in KEY_FORMAT
+//! (KAFKA by default), a windowed key in Kafka Streams' windowed formats, and a value
+//! without the key columns ([`RecordShape`]).
 //!
 //! Delivery is at-least-once: a sink (re)starting — server restart, broker outage, a
 //! failed send — writes the relation's current snapshot again, then follows its changes.
@@ -23,6 +28,7 @@ use rdkafka::ClientConfig;
 use super::decode::{Layout, Role};
 use super::options::Format;
 use super::{upgrade, Db};
+use crate::database::kafka::RecordShape;
 use crate::dataflow::ChangeBatch;
 use crate::error::{EddyError, Result};
 use crate::view::subscription::Event;
@@ -64,10 +70,11 @@ async fn write(db: &Db, name: &str) -> Result<()> {
     set_state(db, name, "running");
     loop {
         for delta in pending.drain(..) {
+            let (keys, values) = keys_and_values(&delta.data, &setup.shape)?;
             let records = if setup.upsert {
-                upsert_records(&delta, &setup.key_columns)?
+                upsert_records(&delta, keys, values)
             } else {
-                plain_records(&delta)?
+                plain_records(&delta, keys, values)
             };
             let n = records.len();
             send(&producer, &topic, records).await?;
@@ -167,23 +174,130 @@ pub fn json_rows(batch: &RecordBatch) -> Result<Vec<Vec<u8>>> {
         .collect())
 }
 
-fn plain_records(delta: &ChangeBatch) -> Result<Vec<Record>> {
-    let values = json_rows(&delta.data)?;
-    let mut out = Vec::new();
-    for (i, v) in values.into_iter().enumerate() {
-        for _ in 0..delta.weights.value(i).max(0) {
-            out.push((None, Some(v.clone())));
+/// Each row's record key (None: no key) and value, as the sink's shape says.
+fn keys_and_values(
+    rows: &RecordBatch,
+    shape: &RecordShape,
+) -> Result<(Vec<Option<Vec<u8>>>, Vec<Vec<u8>>)> {
+    let n = rows.num_rows();
+    let values = json_rows(&rows.project(&shape.value_columns)?)?;
+    let values = if values.len() == n {
+        values
+    } else {
+        // No value column at all: ksqlDB writes an empty JSON object.
+        vec![b"{}".to_vec(); n]
+    };
+    if shape.key_columns.is_empty() && shape.window.is_none() {
+        return Ok((vec![None; n], values));
+    }
+    let key_rows = rows.project(&shape.key_columns)?;
+    let mut keys: Vec<Option<Vec<u8>>> = match shape.key_format {
+        None => json_rows(&key_rows)?.into_iter().map(Some).collect(),
+        Some(_) if shape.key_columns.is_empty() => vec![Some(Vec::new()); n],
+        Some(Format::Json) if shape.key_columns.len() == 1 => json_values(key_rows.column(0))?
+            .into_iter()
+            .map(Some)
+            .collect(),
+        // A NULL key column is a record without a key (the KAFKA format has no NULL).
+        Some(Format::Kafka) => (0..n)
+            .map(|i| {
+                if key_rows.column(0).is_null(i) {
+                    Ok(None)
+                } else {
+                    Ok(encode(Format::Kafka, &key_rows.slice(i, 1))?.pop())
+                }
+            })
+            .collect::<Result<_>>()?,
+        Some(f) => encode(f, &key_rows)?.into_iter().map(Some).collect(),
+    };
+    if let Some(w) = shape.window {
+        let start = epoch_millis(rows.column(w.start))?;
+        let end = epoch_millis(rows.column(w.end))?;
+        for (i, k) in keys.iter_mut().enumerate() {
+            let k = k.get_or_insert_with(Vec::new);
+            if let Some(gap) = w.session_gap {
+                k.extend_from_slice(&(end[i] - gap).to_be_bytes());
+            }
+            k.extend_from_slice(&start[i].to_be_bytes());
         }
     }
-    Ok(out)
+    Ok((keys, values))
+}
+
+/// A single key column as bare JSON values (ksqlDB's JSON key of one column).
+fn json_values(column: &datafusion::arrow::array::ArrayRef) -> Result<Vec<Vec<u8>>> {
+    use datafusion::arrow::datatypes::{Field, Schema};
+    let schema = std::sync::Arc::new(Schema::new(vec![Field::new(
+        "k",
+        column.data_type().clone(),
+        true,
+    )]));
+    let batch = RecordBatch::try_new(schema, vec![column.clone()])?;
+    json_rows(&batch)?
+        .into_iter()
+        .map(|row| {
+            let v: serde_json::Value = serde_json::from_slice(&row)
+                .map_err(|e| EddyError::internal(format!("JSON key: {e}")))?;
+            Ok(v.get("k")
+                .cloned()
+                .unwrap_or(serde_json::Value::Null)
+                .to_string()
+                .into_bytes())
+        })
+        .collect()
+}
+
+/// Window bounds as epoch milliseconds.
+fn epoch_millis(column: &datafusion::arrow::array::ArrayRef) -> Result<Vec<i64>> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::{Int64Type, TimeUnit};
+    let per_ms = match column.data_type() {
+        DataType::Timestamp(TimeUnit::Second, _) => -1000,
+        DataType::Timestamp(TimeUnit::Millisecond, _) | DataType::Int64 => 1,
+        DataType::Timestamp(TimeUnit::Microsecond, _) => 1000,
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => 1_000_000,
+        other => {
+            return Err(EddyError::internal(format!(
+                "a window bound of type {other}"
+            )))
+        }
+    };
+    let ints = datafusion::arrow::compute::cast(column, &DataType::Int64)?;
+    let ints = ints.as_primitive::<Int64Type>();
+    Ok((0..ints.len())
+        .map(|i| {
+            let v = ints.value(i);
+            if per_ms < 0 {
+                v.saturating_mul(-per_ms)
+            } else {
+                v.div_euclid(per_ms)
+            }
+        })
+        .collect())
+}
+
+fn plain_records(
+    delta: &ChangeBatch,
+    keys: Vec<Option<Vec<u8>>>,
+    values: Vec<Vec<u8>>,
+) -> Vec<Record> {
+    let mut out = Vec::new();
+    for (i, (k, v)) in keys.into_iter().zip(values).enumerate() {
+        for _ in 0..delta.weights.value(i).max(0) {
+            out.push((k.clone(), Some(v.clone())));
+        }
+    }
+    out
 }
 
 /// Per key in the delta: the row it has now, or a tombstone.
-fn upsert_records(delta: &ChangeBatch, key_columns: &[usize]) -> Result<Vec<Record>> {
-    let keys = json_rows(&delta.data.project(key_columns)?)?;
-    let values = json_rows(&delta.data)?;
-    let mut order: Vec<Vec<u8>> = Vec::new();
-    let mut state: HashMap<Vec<u8>, Option<Vec<u8>>> = HashMap::new();
+fn upsert_records(
+    delta: &ChangeBatch,
+    keys: Vec<Option<Vec<u8>>>,
+    values: Vec<Vec<u8>>,
+) -> Vec<Record> {
+    let mut order: Vec<Option<Vec<u8>>> = Vec::new();
+    let mut state: HashMap<Option<Vec<u8>>, Option<Vec<u8>>> = HashMap::new();
     for pass_inserts in [false, true] {
         for i in 0..delta.len() {
             let w = delta.weights.value(i);
@@ -201,13 +315,13 @@ fn upsert_records(delta: &ChangeBatch, key_columns: &[usize]) -> Result<Vec<Reco
             }
         }
     }
-    Ok(order
+    order
         .into_iter()
         .map(|k| {
             let v = state.remove(&k).flatten();
-            (Some(k), v)
+            (k, v)
         })
-        .collect())
+        .collect()
 }
 
 /// Rows INSERTed into a Kafka-backed relation, as the records its source would read back.
