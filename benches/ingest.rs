@@ -3,6 +3,11 @@
 //!
 //! Run: `cargo bench --bench ingest` (EDDY_BENCH_ROWS to change the row count). Prints
 //! rows/s for each, their ratio and the process's peak RSS; criterion keeps the history.
+//!
+//! `EDDY_BENCH_METRICS_OVERHEAD=ROUNDS` runs instead the metrics overhead comparison of
+//! docs/benchmarks.md: per round, the same ingest with metrics timing switched off, on, and
+//! on with `/metrics` served over HTTP and scraped every second, alternating in one process
+//! (memory log and file log), then the median of each and their ratios.
 
 mod common;
 
@@ -64,7 +69,37 @@ fn data(n: usize) -> (Arc<Schema>, Vec<RecordBatch>) {
 }
 
 async fn eddy_ingest(store: Box<dyn Store>, batches: &[RecordBatch]) -> Duration {
+    eddy_ingest_scraped(store, batches, false).await
+}
+
+/// The ingest; with `scrape`, `/metrics` served on a free port and fetched every second
+/// by another thread while it runs (as Prometheus would).
+async fn eddy_ingest_scraped(
+    store: Box<dyn Store>,
+    batches: &[RecordBatch],
+    scrape: bool,
+) -> Duration {
     let db = Database::open(store).expect("open");
+    let scraper = if scrape {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = tokio::spawn(eddy::server::serve_http(db.clone(), listener, false));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut scrapes = 0u64;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                scrapes += u64::from(scrape_once(addr));
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            scrapes
+        });
+        Some((server, stop, thread))
+    } else {
+        None
+    };
     let mut s = Session::default();
     db.execute(
         &mut s,
@@ -86,7 +121,97 @@ async fn eddy_ingest(store: Box<dyn Store>, batches: &[RecordBatch]) -> Duration
             .await
             .expect("insert");
     }
-    start.elapsed()
+    let took = start.elapsed();
+    if let Some((server, stop, thread)) = scraper {
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let scrapes = thread.join().expect("scraper");
+        assert!(scrapes > 0, "the scraper never read /metrics");
+        server.abort();
+    }
+    took
+}
+
+/// One GET /metrics; true when it answered 200 with eddy's metrics.
+fn scrape_once(addr: std::net::SocketAddr) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut c) = std::net::TcpStream::connect(addr) else {
+        return false;
+    };
+    let _ = c.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n");
+    let mut body = String::new();
+    let _ = c.read_to_string(&mut body);
+    body.starts_with("HTTP/1.1 200") && body.contains("eddy_relation_rows_in_total")
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Metrics off, on, and on + scraped every second, alternating, `rounds` times per store.
+fn metrics_overhead(rt: &tokio::runtime::Runtime, batches: &[RecordBatch], rounds: usize) {
+    let n: usize = batches.iter().map(|b| b.num_rows()).sum();
+    println!("metrics overhead: {n} rows in batches of {BATCH}, {rounds} rounds, alternating");
+    for store in ["memory log", "file log"] {
+        let run = |scrape: bool| {
+            let dir = tempfile::tempdir().expect("tmp");
+            let s: Box<dyn Store> = match store {
+                "memory log" => Box::new(MemoryStore::default()),
+                _ => Box::new(FileLog::open(dir.path()).expect("log")),
+            };
+            // Process CPU time too: the wall clock of a shared VM moves with its
+            // neighbours' load; CPU time counts this process's work (server and
+            // scraper threads included).
+            let cpu = common::cpu_seconds();
+            let wall = rt.block_on(eddy_ingest_scraped(s, batches, scrape));
+            (wall, Duration::from_secs_f64(common::cpu_seconds() - cpu))
+        };
+        let (mut off, mut on, mut scraped) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..rounds {
+            // Rotate the order so no variant always runs first (warm caches, CPU boost).
+            for k in 0..3 {
+                match (round + k) % 3 {
+                    0 => {
+                        eddy::metrics::set_collecting(false);
+                        off.push(run(false));
+                    }
+                    1 => {
+                        eddy::metrics::set_collecting(true);
+                        on.push(run(false));
+                    }
+                    _ => {
+                        eddy::metrics::set_collecting(true);
+                        scraped.push(run(true));
+                    }
+                }
+            }
+        }
+        eddy::metrics::set_collecting(true);
+        let ms = |v: &[(Duration, Duration)], pick: fn(&(Duration, Duration)) -> Duration| {
+            v.iter()
+                .map(|d| format!("{:.0}", pick(d).as_secs_f64() * 1e3))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let wall = |d: &(Duration, Duration)| d.0;
+        let cpu = |d: &(Duration, Duration)| d.1;
+        for (what, pick) in [("wall", wall as fn(&_) -> _), ("cpu", cpu)] {
+            println!("{store}: {what} ms off      [{}]", ms(&off, pick));
+            println!("{store}: {what} ms on       [{}]", ms(&on, pick));
+            println!("{store}: {what} ms scraped  [{}]", ms(&scraped, pick));
+            let m = |v: &[(Duration, Duration)]| median(v.iter().map(pick).collect());
+            let (off, on, scraped) = (m(&off), m(&on), m(&scraped));
+            let rate = |d: Duration| n as f64 / d.as_secs_f64();
+            println!(
+                "{store}: {what} medians: rows/s off {:.0}, on {:.0}, on+scraped {:.0}; time on/off {:.4}, on+scraped/off {:.4}",
+                rate(off),
+                rate(on),
+                rate(scraped),
+                on.as_secs_f64() / off.as_secs_f64(),
+                scraped.as_secs_f64() / off.as_secs_f64(),
+            );
+        }
+    }
 }
 
 async fn datafusion_batch(schema: Arc<Schema>, batches: &[RecordBatch]) -> Duration {
@@ -125,6 +250,13 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
+    if let Some(rounds) = std::env::var("EDDY_BENCH_METRICS_OVERHEAD")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        metrics_overhead(&rt, &batches, rounds.max(1));
+        return;
+    }
     let mut g = c.benchmark_group("ingest_group_by");
     g.throughput(Throughput::Elements(n as u64));
     g.sample_size(10);

@@ -71,6 +71,22 @@ struct Cli {
     /// the Docker image uses 0.0.0.0:8088 (ksqlDB's port). Port 0 picks a free port.
     #[arg(long, env = "EDDY_HTTP_LISTEN", global = true)]
     http_listen: Option<String>,
+    /// Measure no latencies or operator time (histograms stay empty; row counters stay).
+    /// For measuring what metrics cost, see docs/benchmarks.md.
+    #[arg(long, env = "EDDY_NO_METRICS", global = true)]
+    no_metrics: bool,
+    /// A new view's backfill steps through its inputs' history this many rows at a time,
+    /// reporting its progress in between (`eddy_progress`, NOTICE).
+    #[arg(long, env = "EDDY_BACKFILL_CHUNK_ROWS", default_value_t = eddy::database::backfill::DEFAULT_BACKFILL_CHUNK_ROWS, global = true)]
+    backfill_chunk_rows: usize,
+    /// At most one backfill progress NOTICE this often, in milliseconds.
+    #[arg(
+        long,
+        env = "EDDY_PROGRESS_INTERVAL_MS",
+        default_value_t = 1000,
+        global = true
+    )]
+    progress_interval_ms: u64,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -111,11 +127,14 @@ fn main() -> anyhow::Result<()> {
     init_logging()?;
     let cli = Cli::parse();
     let config = server_config(&cli)?;
+    eddy::metrics::set_collecting(!cli.no_metrics);
     let storage = Storage {
         kafka_brokers: cli.kafka_brokers.clone(),
         checkpoint_interval: cli.checkpoint_interval,
         memory_limit: cli.memory_limit,
         http_listen: cli.http_listen.clone().filter(|a| !a.is_empty()),
+        backfill_chunk_rows: cli.backfill_chunk_rows,
+        progress_interval: std::time::Duration::from_millis(cli.progress_interval_ms),
     };
     match cli.command.as_ref().unwrap_or(&Command::Serve) {
         Command::Serve => serve(&cli.listen, &cli.data_dir, config, storage, &[]),
@@ -187,6 +206,8 @@ struct Storage {
     checkpoint_interval: u64,
     memory_limit: u64,
     http_listen: Option<String>,
+    backfill_chunk_rows: usize,
+    progress_interval: std::time::Duration,
 }
 
 /// `256MB`, `1GB`, `512KiB` or plain bytes.
@@ -234,6 +255,8 @@ fn serve(
                 checkpoint_interval: (storage.checkpoint_interval > 0)
                     .then(|| std::time::Duration::from_secs(storage.checkpoint_interval)),
                 checkpoint_log_bytes: eddy::database::DEFAULT_CHECKPOINT_LOG_BYTES,
+                backfill_chunk_rows: Some(storage.backfill_chunk_rows),
+                progress_interval: Some(storage.progress_interval),
             },
         )
         .context("loading the catalog and data")?;

@@ -8,10 +8,16 @@
 //! atomic; nothing here is taken while the database lock is wanted by the same thread in
 //! the other order (the database may call in here while holding its lock, never the
 //! reverse).
+//!
+//! Timing can be switched off for the whole process (`--no-metrics`, [`set_collecting`]):
+//! then no clock is read for operator time, statement latency or log latency, and those
+//! histograms stay empty. Row counters stay: the system views and EXPLAIN ANALYZE show
+//! them, and they cost an addition per batch. The switch exists to measure what metrics
+//! cost (docs/benchmarks.md), not as a tuning knob.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -44,6 +50,36 @@ impl StatementKind {
     }
 }
 
+static COLLECTING: AtomicBool = AtomicBool::new(true);
+
+/// Whether latencies and operator time are measured (true unless switched off).
+#[inline]
+pub fn collecting() -> bool {
+    COLLECTING.load(Ordering::Relaxed)
+}
+
+/// Switch latency and operator-time measurement on or off for the whole process.
+pub fn set_collecting(on: bool) {
+    COLLECTING.store(on, Ordering::Relaxed);
+}
+
+/// A clock started only while metrics are collected: `Stopwatch::start()` then `elapsed()`
+/// is `None` when they are off, so a switched-off process reads no clock.
+#[derive(Debug, Clone, Copy)]
+pub struct Stopwatch(Option<std::time::Instant>);
+
+impl Stopwatch {
+    #[inline]
+    pub fn start() -> Self {
+        Stopwatch(collecting().then(std::time::Instant::now))
+    }
+
+    #[inline]
+    pub fn elapsed(self) -> Option<Duration> {
+        self.0.map(|t| t.elapsed())
+    }
+}
+
 type KindLabel = [(&'static str, &'static str); 1];
 
 /// The server's instruments. One per database; cloned into the HTTP endpoint's registry.
@@ -52,9 +88,12 @@ pub struct Metrics {
     statement_errors: Family<KindLabel, Counter>,
     log_write_seconds: Histogram,
     checkpoint_seconds: Histogram,
+    checkpoint_failures: Counter,
     connections_accepted: Counter,
     pub connections: ConnectionRegistry,
     checkpoints: Mutex<VecDeque<CheckpointRecord>>,
+    backfills: Mutex<BTreeMap<u64, Backfill>>,
+    next_backfill: AtomicU64,
 }
 
 fn latency_buckets() -> Histogram {
@@ -69,9 +108,12 @@ impl Default for Metrics {
             statement_errors: Family::default(),
             log_write_seconds: latency_buckets(),
             checkpoint_seconds: latency_buckets(),
+            checkpoint_failures: Counter::default(),
             connections_accepted: Counter::default(),
             connections: ConnectionRegistry::default(),
             checkpoints: Mutex::new(VecDeque::new()),
+            backfills: Mutex::new(BTreeMap::new()),
+            next_backfill: AtomicU64::new(0),
         }
     }
 }
@@ -83,7 +125,7 @@ const CHECKPOINT_HISTORY: usize = 100;
 #[derive(Debug, Clone)]
 pub struct CheckpointRecord {
     pub id: u64,
-    /// `written` or `loaded`.
+    /// `written`, `loaded` or `failed`.
     pub kind: &'static str,
     pub at: SystemTime,
     pub duration: Duration,
@@ -120,17 +162,25 @@ impl Metrics {
             self.checkpoint_seconds.clone(),
         );
         registry.register(
+            "eddy_checkpoint_failures",
+            "Checkpoints that failed (nothing of them is lost: the next one writes it)",
+            self.checkpoint_failures.clone(),
+        );
+        registry.register(
             "eddy_connections_accepted",
             "Client connections accepted since start",
             self.connections_accepted.clone(),
         );
     }
 
-    pub fn statement_finished(&self, kind: StatementKind, took: Duration, ok: bool) {
+    /// A statement ended; `took` is None when timing is off (its error is still counted).
+    pub fn statement_finished(&self, kind: StatementKind, took: Option<Duration>, ok: bool) {
         let label = [("kind", kind.label())];
-        self.statement_seconds
-            .get_or_create(&label)
-            .observe(took.as_secs_f64());
+        if let Some(took) = took {
+            self.statement_seconds
+                .get_or_create(&label)
+                .observe(took.as_secs_f64());
+        }
         if !ok {
             self.statement_errors.get_or_create(&label).inc();
         }
@@ -152,15 +202,76 @@ impl Metrics {
         h.push_back(record);
     }
 
+    /// A checkpoint failed: counted, and remembered like one written.
+    pub fn checkpoint_failed(&self, record: CheckpointRecord) {
+        self.checkpoint_failures.inc();
+        self.checkpoint_finished(record);
+    }
+
     /// The checkpoints remembered, oldest first.
     pub fn checkpoints(&self) -> Vec<CheckpointRecord> {
         lock(&self.checkpoints).iter().cloned().collect()
+    }
+
+    /// A view's backfill started: it is listed (`eddy_progress`) until the handle is dropped.
+    pub fn backfill_started(self: &Arc<Self>, view: &str, rows_total: u64) -> BackfillHandle {
+        let id = self.next_backfill.fetch_add(1, Ordering::Relaxed);
+        lock(&self.backfills).insert(
+            id,
+            Backfill {
+                view: view.to_string(),
+                rows_done: 0,
+                rows_total,
+                started_at: SystemTime::now(),
+                started: std::time::Instant::now(),
+            },
+        );
+        BackfillHandle {
+            metrics: self.clone(),
+            id,
+        }
+    }
+
+    /// The backfills running now, oldest first.
+    pub fn backfills(&self) -> Vec<Backfill> {
+        lock(&self.backfills).values().cloned().collect()
     }
 
     /// A client connected: it is listed until the handle is dropped.
     pub fn connection_opened(self: &Arc<Self>, peer: Option<SocketAddr>) -> ConnectionHandle {
         self.connections_accepted.inc();
         self.connections.open(self.clone(), peer)
+    }
+}
+
+/// A view being backfilled from its inputs' history (`CREATE MATERIALIZED VIEW`).
+#[derive(Debug, Clone)]
+pub struct Backfill {
+    pub view: String,
+    /// Input rows stepped through the view's dataflow so far, of `rows_total`.
+    pub rows_done: u64,
+    pub rows_total: u64,
+    pub started_at: SystemTime,
+    pub started: std::time::Instant,
+}
+
+/// A backfill's entry in the list; dropping it (done or failed) removes it.
+pub struct BackfillHandle {
+    metrics: Arc<Metrics>,
+    id: u64,
+}
+
+impl BackfillHandle {
+    pub fn advance(&self, rows_done: u64) {
+        if let Some(b) = lock(&self.metrics.backfills).get_mut(&self.id) {
+            b.rows_done = rows_done;
+        }
+    }
+}
+
+impl Drop for BackfillHandle {
+    fn drop(&mut self) {
+        lock(&self.metrics.backfills).remove(&self.id);
     }
 }
 
@@ -310,6 +421,20 @@ mod tests {
         drop(a.statement(&Default::default(), &sql));
         let q = m.connections.list()[0].query.clone().unwrap();
         assert!(q.len() <= QUERY_TEXT_LIMIT && q.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn backfills_are_listed_until_their_handle_is_dropped() {
+        let m = Arc::new(Metrics::default());
+        let a = m.backfill_started("v", 10);
+        a.advance(4);
+        let l = m.backfills();
+        assert_eq!(
+            (l[0].view.as_str(), l[0].rows_done, l[0].rows_total),
+            ("v", 4, 10)
+        );
+        drop(a);
+        assert!(m.backfills().is_empty());
     }
 
     #[test]

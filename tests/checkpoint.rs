@@ -189,7 +189,18 @@ async fn writes_go_on_during_a_checkpoint_and_a_failed_one_loses_nothing() {
     run(&db, "INSERT INTO t VALUES (305, 'five')").await;
     run(&db, "UPDATE t SET v = 'TWO' WHERE k = 102").await;
     state.set(Gate::Fail);
+    assert_eq!(failures(&db), 0.0);
     assert!(db.checkpoint().await.is_err(), "the checkpoint fails");
+    // Counted, and listed in eddy_checkpoints under the id the next attempt reuses.
+    assert_eq!(failures(&db), 1.0);
+    let last = common::rows(
+        &db,
+        &mut Session::default(),
+        "SELECT id, kind FROM eddy_checkpoints ORDER BY finished_at DESC LIMIT 1",
+    )
+    .await;
+    let written = db.last_checkpoint().id;
+    assert_eq!(last, vec![format!("{}|failed", written + 1)]);
     insert(&db, 250, 300).await;
     run(&db, "DELETE FROM t WHERE k = 101").await;
     // Restart from the previous checkpoint and the whole log since.
@@ -217,9 +228,14 @@ async fn writes_go_on_during_a_checkpoint_and_a_failed_one_loses_nothing() {
         log.replay().expect("log").is_empty(),
         "the log before the committed checkpoint is dropped"
     );
+    assert_eq!(failures(&db), 1.0, "a second process counts its own");
     let expected = contents(&db).await;
     assert_eq!(expected[0].len(), 330);
     assert!(!expected[3].is_empty(), "the join has rows");
+    // The disk tally kept from what checkpoints wrote (after a failure and its carry)
+    // equals what a restart measures by reading the store.
+    let tallied = disk_bytes(&db);
+    assert!(tallied.iter().all(|(_, b)| *b > 0), "{tallied:?}");
     drop(db);
     let db = open(&log, &state);
     assert_eq!(
@@ -227,6 +243,42 @@ async fn writes_go_on_during_a_checkpoint_and_a_failed_one_loses_nothing() {
         expected,
         "restart from the checkpoint alone"
     );
+    assert_eq!(disk_bytes(&db), tallied);
+}
+
+/// `eddy_checkpoint_failures_total`, as the Prometheus exposition says it.
+fn failures(db: &Database) -> f64 {
+    let mut registry = prometheus_client::registry::Registry::default();
+    db.metrics().register(&mut registry);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+    text.lines()
+        .find_map(|l| l.strip_prefix("eddy_checkpoint_failures_total "))
+        .unwrap_or_else(|| panic!("no failure counter in {text}"))
+        .parse()
+        .expect("a number")
+}
+
+/// Store bytes of the keyed relations and of each view operator with state.
+fn disk_bytes(db: &Database) -> Vec<(String, u64)> {
+    let mut out: Vec<(String, u64)> = db
+        .relation_stats()
+        .into_iter()
+        .filter(|r| r.name != "s")
+        .map(|r| (r.name, r.disk_bytes.expect("a state store")))
+        .collect();
+    out.extend(
+        db.operator_stats()
+            .into_iter()
+            .filter(|o| o.state_rows > 0)
+            .map(|o| {
+                (
+                    format!("{} #{}", o.view, o.node),
+                    o.state_disk_bytes.expect("a state store"),
+                )
+            }),
+    );
+    out
 }
 
 /// The log behind a switch: when full, every append fails as ENOSPC does.

@@ -187,6 +187,20 @@ async fn metrics_follow_the_statements() {
     assert!(cp.value("eddy_state_store_bytes", &[]) > 0.0);
     // The OpenMetrics parser saw the same counters (it names counter samples `_total`).
     assert_eq!(cp.rel("eddy_relation_rows_in_total", "clicks"), 7.0);
+    assert_eq!(cp.value("eddy_checkpoint_failures_total", &[]), 0.0);
+    // Disk: the checkpoint wrote the stream's rows, the view's rows and its groups.
+    for rel in ["clicks", "per_user", "per_min"] {
+        assert!(cp.rel("eddy_relation_disk_bytes", rel) > 0.0, "{rel}");
+    }
+    // Per operator: per_user's aggregate read the 7 rows, holds 3 groups, has them on disk.
+    let agg = [("view", "per_user"), ("operator", "Aggregate")];
+    assert_eq!(cp.value("eddy_operator_rows_in_total", &agg), 7.0);
+    assert_eq!(cp.value("eddy_operator_rows_out_total", &agg), 5.0);
+    assert_eq!(cp.value("eddy_operator_state_rows", &agg), 3.0);
+    assert!(cp.value("eddy_operator_state_disk_bytes", &agg) > 0.0);
+    assert!(cp.value("eddy_operator_busy_seconds_total", &agg) > 0.0);
+    let window = [("view", "per_min"), ("operator", "Aggregate")];
+    assert_eq!(cp.value("eddy_operator_late_rows_total", &window), 1.0);
 
     // Connections: a second client shows, and goes when it disconnects.
     let open = cp.value("eddy_connections", &[]);
@@ -402,5 +416,192 @@ fn console_data_is_off_when_sql_needs_a_password() {
     assert!(
         q.starts_with("HTTP/1.1 200 ") && q.contains(r#""rows":[["1"]]"#),
         "{q}"
+    );
+}
+
+/// A view over a long history: while its backfill runs, psql (a real client) prints its
+/// progress NOTICEs and another session sees it in `eddy_progress`; the chunked backfill
+/// gives the same rows as the same query in batch. Chunks of 200 rows and a NOTICE per
+/// chunk keep it fast.
+#[tokio::test(flavor = "multi_thread")]
+async fn backfill_progress_reaches_psql_and_eddy_progress() {
+    use std::io::BufRead;
+    use std::time::Instant;
+    const ROWS: usize = 100_000;
+    let server = Server::start_with_args(&[
+        "--backfill-chunk-rows",
+        "200",
+        "--progress-interval-ms",
+        "0",
+    ]);
+    let c = server.connect().await;
+    c.simple_query("CREATE STREAM hist (k INT, v INT)")
+        .await
+        .unwrap();
+    for start in (0..ROWS).step_by(5000) {
+        let values: Vec<String> = (start..start + 5000)
+            .map(|i| format!("({}, {})", i % 1000, i % 7))
+            .collect();
+        c.simple_query(&format!("INSERT INTO hist VALUES {}", values.join(",")))
+            .await
+            .unwrap();
+    }
+    let view = "SELECT k, count(*) AS n, sum(v) AS s, count(DISTINCT v) AS d FROM hist GROUP BY k";
+    let mut psql = Command::new("psql")
+        .args([
+            "-X",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "eddy",
+        ])
+        .args(["-d", "eddy", "-p", &server.port.to_string()])
+        .args(["-c", &format!("CREATE MATERIALIZED VIEW per_k AS {view}")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("psql (./scripts/test installs postgresql-client)");
+    let stderr = psql.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .map(|l| (Instant::now(), l))
+            .collect::<Vec<_>>()
+    });
+    // Poll eddy_progress from another session while psql runs.
+    let mut seen: Vec<(Instant, Vec<String>)> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while psql.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the CREATE did not finish");
+        let rows = common::query_rows(
+            &c,
+            "SELECT \"view\", rows_done, rows_total, elapsed_s >= 0, started IS NOT NULL FROM eddy_progress",
+        )
+        .await
+        .unwrap();
+        for r in rows {
+            seen.push((Instant::now(), r));
+        }
+    }
+    let status = psql.wait().unwrap();
+    let lines = reader.join().unwrap();
+    assert!(status.success(), "psql failed: {lines:?}");
+    let notices: Vec<(Instant, u64)> = lines
+        .iter()
+        .filter_map(|(t, l)| {
+            let rest = l.strip_prefix("NOTICE:  backfilling per_k: ")?;
+            let (done, rest) = rest.split_once(" of ")?;
+            assert!(rest.starts_with(&format!("{ROWS} input rows (")), "{l}");
+            Some((*t, done.parse().unwrap()))
+        })
+        .collect();
+    assert!(notices.len() >= 3, "few NOTICEs: {lines:?}");
+    assert!(
+        notices.windows(2).all(|w| w[0].1 < w[1].1) && notices.iter().all(|n| n.1 < ROWS as u64),
+        "{notices:?}"
+    );
+    // eddy_progress showed the backfill part way, its figures sane.
+    let total = ROWS.to_string();
+    let partway: Vec<&(Instant, Vec<String>)> = seen
+        .iter()
+        .filter(|(_, r)| {
+            r[0] == "per_k"
+                && r[2] == total
+                && r[3] == "t"
+                && r[4] == "t"
+                && r[1].parse::<usize>().unwrap() < ROWS
+        })
+        .collect();
+    assert!(
+        !partway.is_empty(),
+        "eddy_progress never showed per_k: {seen:?}"
+    );
+    // The NOTICEs arrived while the backfill ran, not in a burst at its end.
+    assert!(
+        partway.iter().any(|(t, _)| *t > notices[0].0),
+        "no eddy_progress row after the first NOTICE: the NOTICEs came at the end"
+    );
+    // Done: no longer listed, and the same rows as the query in batch.
+    let after = common::query_rows(&c, "SELECT count(*) FROM eddy_progress")
+        .await
+        .unwrap();
+    assert_eq!(after[0][0], "0");
+    let live = common::query_rows(&c, "SELECT * FROM per_k ORDER BY k")
+        .await
+        .unwrap();
+    let batch = common::query_rows(&c, &format!("{view} ORDER BY k"))
+        .await
+        .unwrap();
+    assert_eq!(live.len(), 1000);
+    assert_eq!(live, batch);
+}
+
+const DASHBOARD: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/docker/grafana/eddy-dashboard.json"
+);
+
+/// The metric names an expression reads (`eddy_...`).
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = expr;
+    while let Some(i) = rest.find("eddy_") {
+        let tail = &rest[i..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        out.push(tail[..end].to_string());
+        rest = &tail[end..];
+    }
+    out
+}
+
+/// Every metric the Grafana dashboard queries is exported by a running eddy that has what
+/// the metric describes (a stream with a watermark, views with state, a checkpoint, a
+/// failed statement): a renamed metric breaks this test, not a dashboard in production.
+#[tokio::test(flavor = "multi_thread")]
+async fn grafana_dashboard_queries_only_exported_metrics() {
+    let dash: Value = serde_json::from_str(&std::fs::read_to_string(DASHBOARD).unwrap()).unwrap();
+    assert_eq!(dash["uid"], "eddy-overview");
+    let mut wanted = std::collections::BTreeSet::new();
+    for panel in dash["panels"].as_array().unwrap() {
+        if panel["type"] == "row" {
+            continue;
+        }
+        let targets = panel["targets"].as_array().expect("a panel has targets");
+        assert!(!targets.is_empty(), "{panel}");
+        assert_eq!(panel["datasource"]["uid"], "${DS_PROMETHEUS}");
+        for t in targets {
+            let names = metric_names(t["expr"].as_str().unwrap());
+            assert!(!names.is_empty(), "{t}");
+            wanted.extend(names);
+        }
+    }
+    assert!(wanted.len() >= 25, "{wanted:?}");
+
+    let server = Server::start_with_args(&["--http-listen", "127.0.0.1:0"]);
+    let c = server.connect().await;
+    for sql in [
+        "CREATE STREAM clicks (user_id INT, ms INT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)",
+        "CREATE MATERIALIZED VIEW per_min AS SELECT window_start, count(*) AS n FROM TUMBLE(clicks, ts, INTERVAL '1' MINUTE) GROUP BY window_start",
+        "INSERT INTO clicks VALUES (1, 10, '2026-01-01 10:00:00'), (2, 20, '2026-01-01 10:05:00')",
+        "CHECKPOINT",
+    ] {
+        c.simple_query(sql).await.unwrap();
+    }
+    assert!(c.simple_query("SELECT * FROM no_such").await.is_err());
+    let scrape = Scrape::take(&server, false);
+    let exported: std::collections::BTreeSet<&str> =
+        scrape.0.iter().filter_map(|s| s["name"].as_str()).collect();
+    let missing: Vec<&String> = wanted
+        .iter()
+        .filter(|n| !exported.contains(n.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the dashboard queries {missing:?}, not exported"
     );
 }

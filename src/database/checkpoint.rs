@@ -57,6 +57,24 @@ fn table_base(relation_id: u64) -> u64 {
     relation_id << 16
 }
 
+/// The relation a store table belongs to (None: the manifest).
+pub(super) fn relation_of_table(table: u64) -> Option<u64> {
+    match table {
+        MANIFEST_TABLE => None,
+        t if t & STREAM_TABLES != 0 => Some(t & !STREAM_TABLES),
+        t => Some(t >> 16),
+    }
+}
+
+/// The relation and dataflow node a state table belongs to (None: not an operator's).
+pub(super) fn node_of_table(table: u64) -> Option<(u64, usize)> {
+    let slot = (table & 0xffff) as usize;
+    if table & STREAM_TABLES != 0 || slot == 0 {
+        return None;
+    }
+    Some((table >> 16, (slot - 1) / TABLES_PER_NODE))
+}
+
 /// What the log holds besides data, as of its last entry: what a checkpoint must carry
 /// forward once the log is truncated.
 #[derive(Debug, Clone, Default)]
@@ -148,9 +166,11 @@ pub struct CheckpointInfo {
 impl Database {
     /// Append to the log and note what the entries mean for the next checkpoint.
     pub(super) fn log(&self, entries: &[LogEntry]) -> Result<()> {
-        let started = Instant::now();
+        let started = crate::metrics::Stopwatch::start();
         self.store.append(entries)?;
-        self.metrics.log_written(started.elapsed());
+        if let Some(took) = started.elapsed() {
+            self.metrics.log_written(took);
+        }
         let mut summary = self.summary.lock().unwrap_or_else(|p| p.into_inner());
         summary.note(entries);
         if self.checkpoint_log_bytes > 0
@@ -168,6 +188,27 @@ impl Database {
     /// sealed after it, and what changed copied out); the store writes it while writes go
     /// on, and the sealed log is dropped once it is committed.
     pub async fn checkpoint(&self) -> Result<Option<CheckpointInfo>> {
+        let started = Instant::now();
+        let result = self.checkpoint_once().await;
+        if let Err(e) = &result {
+            // Counted (`eddy_checkpoint_failures_total`) and listed in `eddy_checkpoints`
+            // under the id the next attempt will reuse.
+            let id = self.last_checkpoint().id + 1;
+            tracing::warn!(error = %e, id, "checkpoint failed");
+            self.metrics
+                .checkpoint_failed(crate::metrics::CheckpointRecord {
+                    id,
+                    kind: "failed",
+                    at: std::time::SystemTime::now(),
+                    duration: started.elapsed(),
+                    entries: 0,
+                    store_bytes: self.state.as_ref().map_or(0, |s| s.size_on_disk()),
+                });
+        }
+        result
+    }
+
+    async fn checkpoint_once(&self) -> Result<Option<CheckpointInfo>> {
         let Some(state) = self.state.clone() else {
             return Ok(None);
         };
@@ -229,14 +270,18 @@ impl Database {
                 let r = pending
                     .into_iter()
                     .try_for_each(|p| p.write(&mut batch))
-                    .and_then(|()| state.commit(&batch));
+                    .and_then(|()| super::disk_usage::size_delta(&*state, &batch))
+                    .and_then(|delta| state.commit(&batch).map(|()| delta));
                 (batch, r)
             })
             .await
             .map_err(|e| EddyError::internal(format!("checkpoint writer: {e}")))?
         };
         let entries = batch.len() as u64;
-        let committed = committed.and_then(|()| self.store.drop_sealed());
+        let committed = committed.and_then(|delta| {
+            self.disk_usage.apply(&delta);
+            self.store.drop_sealed()
+        });
         if let Err(e) = committed {
             // Nothing of this checkpoint is durable (the sled batch is atomic) or it is
             // and the sealed log remains (replay skips to the marker): either way the next
@@ -273,8 +318,11 @@ impl Database {
             .iter()
             .filter(|t| !written.tables.contains(t));
         for t in gone {
-            if let Err(e) = state.drop_table(*t) {
-                tracing::warn!(error = %e, table = t, "could not drop an old checkpoint table");
+            match state.drop_table(*t) {
+                Ok(()) => self.disk_usage.dropped(*t),
+                Err(e) => {
+                    tracing::warn!(error = %e, table = t, "could not drop an old checkpoint table")
+                }
             }
         }
         let info = CheckpointInfo {
@@ -347,7 +395,9 @@ impl Database {
                     l.restore(state.clone(), &done);
                     tables.push(done.table);
                 } else {
-                    rel.storage.import(state.scan(base)?)?;
+                    let entries = state.scan(base)?;
+                    self.disk_usage.loaded(base, &entries);
+                    rel.storage.import(entries)?;
                     tables.push(base);
                 }
                 let max_seen = r.opt_i64()?;
@@ -367,7 +417,9 @@ impl Database {
                         let mut entries = Vec::with_capacity(count);
                         for t in 0..count {
                             let table = base | (1 + n * TABLES_PER_NODE + t) as u64;
-                            entries.push(state.scan(table)?);
+                            let e = state.scan(table)?;
+                            self.disk_usage.loaded(table, &e);
+                            entries.push(e);
                             tables.push(table);
                         }
                         node_tables.push(entries);

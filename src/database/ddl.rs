@@ -2,16 +2,15 @@
 //! text rebuilds the same relation (a view is backfilled from its inputs as they were at
 //! that point of the log, so replay gives the same contents).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::sql::sqlparser::ast::{Query, SqlOption};
 
-use super::{min_watermark, Database, Inner};
+use super::backfill::{BackfillInput, NoticeSender, Reporting};
+use super::{Database, Inner};
 use crate::catalog::{EventTime, Relation, RelationKind};
-use crate::dataflow::{ChangeBatch, Dataflow};
+use crate::dataflow::Dataflow;
 use crate::error::{EddyError, Result};
 use crate::plan::Lowering;
 use crate::sql::parser::{ident_name, is_not_null, primary_key, DropKind};
@@ -48,7 +47,17 @@ impl Database {
     }
 
     pub(super) fn apply_ddl(&self, stmt: &EddyStatement, sql: &str, log: bool) -> Result<String> {
-        self.apply_ddl_inner(stmt, sql, log, false)
+        self.apply_ddl_inner(stmt, sql, log, false, None)
+    }
+
+    /// `apply_ddl`, sending a view's backfill progress to `notices` (the client's session).
+    pub(super) fn apply_ddl_reporting(
+        &self,
+        stmt: &EddyStatement,
+        sql: &str,
+        notices: &NoticeSender,
+    ) -> Result<String> {
+        self.apply_ddl_inner(stmt, sql, true, false, Some(notices))
     }
 
     /// `source_streams`: the statement may drop streams a generated source feeds (it is
@@ -59,6 +68,7 @@ impl Database {
         sql: &str,
         log: bool,
         source_streams: bool,
+        notices: Option<&NoticeSender>,
     ) -> Result<String> {
         match stmt {
             EddyStatement::CreateSource {
@@ -360,7 +370,27 @@ impl Database {
                     activity: Default::default(),
                 };
                 inherit_event_time(&inner, &mut rel);
-                backfill(&mut inner, &mut rel)?;
+                let input = BackfillInput::read(&mut inner, &rel)?;
+                // Stepped without the database lock (readers go on, and see the progress
+                // in `eddy_progress`); the caller holds the writer lock, so no write
+                // interleaves (see backfill.rs).
+                drop(inner);
+                let progress =
+                    (!transient).then(|| self.metrics.backfill_started(name, input.rows_total()));
+                input.run(
+                    &mut rel,
+                    Reporting {
+                        chunk_rows: self.backfill_chunk_rows,
+                        interval: self.progress_interval,
+                        notices,
+                        progress: progress.as_ref(),
+                    },
+                )?;
+                drop(progress);
+                inner = self.lock();
+                if inner.get(name).is_some() {
+                    return Err(EddyError::DuplicateRelation(name.clone()));
+                }
                 if let (Some(k), true) = (&sink, log) {
                     drop(inner);
                     self.kafka_ensure_topic(k.brokers.as_deref(), &k.topic, k.partitions, true)?;
@@ -594,41 +624,6 @@ fn view_storage(
     } else {
         Storage::Multiset(Arrangement::try_new(schema.clone())?)
     })
-}
-
-/// Feed a new view the current contents of its inputs.
-fn backfill(inner: &mut Inner, rel: &mut Relation) -> Result<()> {
-    let flow = rel.dataflow.as_mut().expect("a view has a dataflow");
-    // Tables and views first, streams second: a stream row joins a table as the table is
-    // when the row arrives, and the stored stream rows arrived after the table's current
-    // contents (as far as this new view can know), so they must see them.
-    let mut tables = HashMap::new();
-    let mut streams = HashMap::new();
-    for (slot, src) in flow.sources.iter().enumerate() {
-        let source = inner
-            .get_mut(src)
-            .ok_or_else(|| EddyError::UnknownRelation(src.clone()))?;
-        let batches = source.storage.snapshot()?;
-        let data = concat_batches(&source.schema, batches.iter())?;
-        if source.kind.is_append_only() {
-            streams.insert(slot, ChangeBatch::inserts(data));
-        } else {
-            tables.insert(slot, ChangeBatch::inserts(data));
-        }
-    }
-    let watermark = min_watermark(&flow.watermark_sources, |s| inner.watermark_of(s));
-    if !tables.is_empty() && !streams.is_empty() {
-        if let Some(out) = flow.step(&tables, None)? {
-            rel.storage.apply(&out)?;
-        }
-        flow.commit()?;
-        tables.clear();
-    }
-    tables.extend(streams);
-    if let Some(out) = flow.step(&tables, watermark)? {
-        rel.storage.apply(&out)?;
-    }
-    flow.commit()
 }
 
 /// Every relation that reads `name`, directly or not, in creation order.

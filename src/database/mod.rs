@@ -13,8 +13,10 @@
 //! reverted, and every dataflow that stepped aborts its operators' state tables back to
 //! their last commit, so nothing of a failed statement remains and no view is rebuilt.
 
+pub mod backfill;
 mod checkpoint;
 mod ddl;
+mod disk_usage;
 mod dml;
 mod group_commit;
 pub(crate) mod kafka;
@@ -84,6 +86,9 @@ pub struct Session {
     pub writes_in_transaction: usize,
     /// Open savepoints, with the writes done before each.
     pub savepoints: Vec<(String, usize)>,
+    /// Where NOTICEs for the running statement go (a view's backfill progress), when the
+    /// server forwards them to the client.
+    pub notices: Option<backfill::NoticeSender>,
 }
 
 pub(crate) struct Inner {
@@ -188,12 +193,17 @@ pub struct Database {
     /// Wakes the periodic checkpoint task early (the log grew past `checkpoint_log_bytes`).
     checkpoint_soon: Arc<tokio::sync::Notify>,
     checkpoint_log_bytes: u64,
+    /// See `Config::backfill_chunk_rows` and `Config::progress_interval`.
+    backfill_chunk_rows: usize,
+    progress_interval: std::time::Duration,
     /// The store writes of a checkpoint that failed, written before the next one's.
     checkpoint_carry: Mutex<Option<crate::state::WriteBatch>>,
     /// INSERTs waiting to be committed together.
     inserts: group_commit::InsertQueue,
     /// Statement and log latencies, checkpoints, connections (`/metrics`, system views).
     metrics: Arc<crate::metrics::Metrics>,
+    /// Bytes per state store table (disk_usage.rs).
+    disk_usage: disk_usage::DiskUsage,
 }
 
 pub use checkpoint::CheckpointInfo;
@@ -212,6 +222,12 @@ pub struct Config {
     /// changes were logged since the last one (0: by time only). Bounds the log to replay
     /// and the stream rows held in memory under a fast source.
     pub checkpoint_log_bytes: u64,
+    /// A view's backfill steps this many input rows at a time and reports its progress in
+    /// between (`eddy_progress`, NOTICEs); None: `backfill::DEFAULT_BACKFILL_CHUNK_ROWS`.
+    pub backfill_chunk_rows: Option<usize>,
+    /// At most one backfill progress NOTICE this often; None:
+    /// `backfill::DEFAULT_PROGRESS_INTERVAL`.
+    pub progress_interval: Option<std::time::Duration>,
 }
 
 /// The server's `checkpoint_log_bytes`.
@@ -280,9 +296,16 @@ impl Database {
             checkpointing: Default::default(),
             checkpoint_soon: Default::default(),
             checkpoint_log_bytes: config.checkpoint_log_bytes,
+            backfill_chunk_rows: config
+                .backfill_chunk_rows
+                .unwrap_or(backfill::DEFAULT_BACKFILL_CHUNK_ROWS),
+            progress_interval: config
+                .progress_interval
+                .unwrap_or(backfill::DEFAULT_PROGRESS_INTERVAL),
             checkpoint_carry: Default::default(),
             inserts: Default::default(),
             metrics: Default::default(),
+            disk_usage: Default::default(),
         };
         db.kafka.set_default_brokers(config.kafka_brokers);
         db.replay()?;
@@ -382,7 +405,7 @@ impl Database {
         sql: &str,
         params: &[String],
     ) -> Result<Output> {
-        let started = std::time::Instant::now();
+        let started = crate::metrics::Stopwatch::start();
         let mut stmt = parse_statement(sql)?;
         params::bind(&mut stmt, params)?;
         let kind = observe::statement_kind(&stmt);
@@ -415,6 +438,26 @@ impl Database {
                         ddl::TRANSIENT_PREFIX
                     ),
                 ))
+            }
+            EddyStatement::CreateView { .. } if session.notices.is_some() => {
+                // The backfill runs on a blocking thread so that this task can go on
+                // forwarding its progress NOTICEs to the client. The thread holds the
+                // writer lock itself: were the client to go away, the backfill would
+                // still finish before any other write.
+                let notices = session.notices.clone().expect("checked above");
+                let db = self
+                    .self_ref
+                    .get()
+                    .and_then(std::sync::Weak::upgrade)
+                    .ok_or_else(|| EddyError::internal("the database is closing"))?;
+                let sql = sql.to_string();
+                let tag = tokio::task::spawn_blocking(move || {
+                    let _w = db.writer.blocking_lock();
+                    db.apply_ddl_reporting(&stmt, &sql, &notices)
+                })
+                .await
+                .map_err(|e| EddyError::internal(format!("CREATE failed: {e}")))??;
+                Ok(Output::command(tag))
             }
             EddyStatement::CreateSource { .. }
             | EddyStatement::CreateView { .. }

@@ -5,7 +5,8 @@
 //!
 //! The system views: `eddy_freshness` (per relation: throughput, freshness, watermark lag),
 //! `eddy_operators` (per dataflow operator: rows in/out, time, state), `eddy_checkpoints`
-//! (the last 100 written or loaded) and `eddy_connections` (after `pg_stat_activity`).
+//! (the last 100 written or loaded), `eddy_connections` (after `pg_stat_activity`) and
+//! `eddy_progress` (views being backfilled now).
 //!
 //! Counters count committed epochs only (an aborted epoch's rows are not counted), since the
 //! process started (log replay at start included).
@@ -48,6 +49,8 @@ pub struct RelationStats {
     pub state_rows: u64,
     /// Approximate memory of its rows.
     pub memory_bytes: u64,
+    /// Bytes of its entries in the state store (None: no state store). See disk_usage.rs.
+    pub disk_bytes: Option<u64>,
     /// A view's defining SELECT, and the relations it reads.
     pub definition: Option<String>,
     pub depends_on: Vec<String>,
@@ -74,6 +77,8 @@ impl RelationStats {
 #[derive(Debug, Clone)]
 pub struct OperatorStats {
     pub view: String,
+    /// The view's relation id (its store tables are numbered from it).
+    pub relation_id: u64,
     /// Position in the dataflow (operators run in this order).
     pub node: usize,
     pub operator: String,
@@ -84,6 +89,8 @@ pub struct OperatorStats {
     pub busy: Duration,
     pub state_rows: u64,
     pub late_rows: u64,
+    /// Bytes of its state tables in the state store (None: no state store).
+    pub state_disk_bytes: Option<u64>,
 }
 
 /// Figures about the whole server.
@@ -106,6 +113,10 @@ impl Database {
     }
 
     fn relation_stats_of(&self, inner: &Inner) -> Vec<RelationStats> {
+        let disk = self
+            .state
+            .is_some()
+            .then(|| self.disk_usage.sum_by(super::checkpoint::relation_of_table));
         let kafka: std::collections::HashMap<String, u64> = self
             .kafka
             .statuses()
@@ -146,6 +157,7 @@ impl Database {
                     bad_records: r.rejected_rows + kafka.get(&r.name).copied().unwrap_or(0),
                     state_rows: r.dataflow.as_ref().map_or(0, |f| f.state_rows()) as u64,
                     memory_bytes: r.storage.approx_bytes() as u64,
+                    disk_bytes: disk.as_ref().map(|d| d.get(&r.id).copied().unwrap_or(0)),
                     definition: r.definition.clone(),
                     depends_on: r.depends_on.clone(),
                 }
@@ -154,7 +166,21 @@ impl Database {
     }
 
     pub fn operator_stats(&self) -> Vec<OperatorStats> {
-        operator_stats_of(&self.lock())
+        self.operator_stats_of(&self.lock())
+    }
+
+    fn operator_stats_of(&self, inner: &Inner) -> Vec<OperatorStats> {
+        let disk = self
+            .state
+            .is_some()
+            .then(|| self.disk_usage.sum_by(super::checkpoint::node_of_table));
+        let mut ops = operator_stats_of(inner);
+        for o in &mut ops {
+            o.state_disk_bytes = disk
+                .as_ref()
+                .map(|d| d.get(&(o.relation_id, o.node)).copied().unwrap_or(0));
+        }
+        ops
     }
 
     pub fn server_stats(&self) -> ServerStats {
@@ -186,6 +212,7 @@ fn operator_stats_of(inner: &Inner) -> Vec<OperatorStats> {
                 .join(", ");
             out.push(OperatorStats {
                 view: r.name.clone(),
+                relation_id: r.id,
                 node: i,
                 operator: node.op.describe(),
                 inputs,
@@ -194,6 +221,7 @@ fn operator_stats_of(inner: &Inner) -> Vec<OperatorStats> {
                 busy: node.counters.busy,
                 state_rows: node.op.state_rows() as u64,
                 late_rows: node.late_rows,
+                state_disk_bytes: None,
             });
         }
     }
@@ -229,6 +257,7 @@ pub const SYSTEM_FRESHNESS: &str = "eddy_freshness";
 pub const SYSTEM_OPERATORS: &str = "eddy_operators";
 pub const SYSTEM_CHECKPOINTS: &str = "eddy_checkpoints";
 pub const SYSTEM_CONNECTIONS: &str = "eddy_connections";
+pub const SYSTEM_PROGRESS: &str = "eddy_progress";
 
 impl Database {
     /// Register the system views among `names` (the relations a query reads) in `schema`.
@@ -255,7 +284,7 @@ impl Database {
         if names.contains(SYSTEM_OPERATORS) {
             register(
                 SYSTEM_OPERATORS,
-                operators_batch(&operator_stats_of(inner))?,
+                operators_batch(&self.operator_stats_of(inner))?,
             )?;
         }
         if names.contains(SYSTEM_CHECKPOINTS) {
@@ -269,6 +298,9 @@ impl Database {
                 SYSTEM_CONNECTIONS,
                 connections_batch(&self.metrics.connections.list())?,
             )?;
+        }
+        if names.contains(SYSTEM_PROGRESS) {
+            register(SYSTEM_PROGRESS, progress_batch(&self.metrics.backfills())?)?;
         }
         Ok(())
     }
@@ -434,6 +466,31 @@ fn connections_batch(conns: &[crate::metrics::ConnectionInfo]) -> Result<RecordB
                 .collect::<TimestampMicrosecondArray>(),
         ),
         int(conns.iter().map(|c| c.statements)),
+    ];
+    Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+fn progress_batch(backfills: &[crate::metrics::Backfill]) -> Result<RecordBatch> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("view", DataType::Utf8, false),
+        Field::new("rows_done", DataType::Int64, false),
+        Field::new("rows_total", DataType::Int64, false),
+        timestamp_field("started"),
+        Field::new("elapsed_s", DataType::Float64, false),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        text(backfills.iter().map(|b| Some(b.view.as_str()))),
+        int(backfills.iter().map(|b| b.rows_done)),
+        int(backfills.iter().map(|b| b.rows_total)),
+        Arc::new(
+            backfills
+                .iter()
+                .map(|b| micros(b.started_at))
+                .collect::<TimestampMicrosecondArray>(),
+        ),
+        Arc::new(Float64Array::from_iter_values(
+            backfills.iter().map(|b| b.started.elapsed().as_secs_f64()),
+        )),
     ];
     Ok(RecordBatch::try_new(schema, columns)?)
 }

@@ -392,7 +392,7 @@ impl Database {
             if_exists: true,
             cascade,
         };
-        self.apply_ddl_inner(&drop_streams, sql, log, true)?;
+        self.apply_ddl_inner(&drop_streams, sql, log, true, None)?;
         let mut inner = self.lock();
         inner.sources.retain(|s| {
             if dropping.contains(&s.name) {

@@ -154,7 +154,7 @@ impl Dataflow {
         for node in self.nodes.iter_mut() {
             // Data is judged against the watermark before this epoch's advance.
             let mut ctx = Ctx::new(epoch, self.watermark);
-            let started = std::time::Instant::now();
+            let started = crate::metrics::Stopwatch::start();
             let mut parts = Vec::new();
             // A node without inputs (a constant relation) is asked once per epoch.
             if node.inputs.is_empty() {
@@ -183,7 +183,9 @@ impl Dataflow {
                 Some(ChangeBatch::concat(&node.schema, &parts)?)
             };
             node.pending.rows_out += out.as_ref().map_or(0, |o| o.len() as u64);
-            node.pending.busy += started.elapsed();
+            if let Some(took) = started.elapsed() {
+                node.pending.busy += took;
+            }
             outputs.push(out);
         }
         if advance.is_some() {

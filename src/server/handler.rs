@@ -451,6 +451,52 @@ fn to_response(out: Output, format: &Format, style: Arc<OutputStyle>) -> PgWireR
 
 /// Arm the connection's cancel handle for a push query this handler streams itself (for
 /// statements run through `do_query`, pgwire arms it).
+/// Run a statement, forwarding the NOTICEs it raises (a view's backfill progress) to the
+/// client as they come, ahead of its result. The outer error is the client's connection
+/// failing; the inner one, the statement's.
+async fn execute_with_notices<C>(
+    db: &Database,
+    client: &mut C,
+    session: &mut Session,
+    sql: &str,
+    params: &[String],
+) -> PgWireResult<crate::error::Result<Output>>
+where
+    C: Sink<PgWireBackendMessage> + Unpin,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    session.notices = Some(tx);
+    let out = {
+        let run = db.execute(session, sql, params);
+        tokio::pin!(run);
+        loop {
+            tokio::select! {
+                out = &mut run => break out,
+                Some(text) = rx.recv() => send_notice(client, text).await?,
+            }
+        }
+    };
+    session.notices = None;
+    while let Ok(text) = rx.try_recv() {
+        send_notice(client, text).await?;
+    }
+    Ok(out)
+}
+
+async fn send_notice<C>(client: &mut C, text: String) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    use futures::SinkExt;
+    let info = ErrorInfo::new("NOTICE".into(), "00000".into(), text);
+    client
+        .send(PgWireBackendMessage::NoticeResponse(info.into()))
+        .await?;
+    Ok(())
+}
+
 async fn arm_cancel<C: ClientInfo>(client: &C) -> Option<futures::channel::oneshot::Receiver<()>> {
     match cancel_handle(client) {
         Some(h) => Some(h.start_query().await),
@@ -697,7 +743,9 @@ impl SimpleQueryHandler for Connection {
                 Some(Err(e)) => Err(Response::Error(Box::new(error_info(&e)))),
                 None => {
                     let mut session = self.session.lock().await;
-                    match self.db.execute(&mut session, &st.text, &[]).await {
+                    let out =
+                        execute_with_notices(&self.db, client, &mut session, &st.text, &[]).await?;
+                    match out {
                         Ok(o) => Ok(to_response(o, &Format::UnifiedText, style_of(&session))?),
                         Err(e) => Err(Response::Error(Box::new(error_info(
                             &crate::database::shift_position(e, st.char_offset),
@@ -930,11 +978,15 @@ impl ExtendedQueryHandler for Connection {
                 .await;
         }
         let mut session = self.session.lock().await;
-        let out = self
-            .db
-            .execute(&mut session, &portal.statement.statement, &params)
-            .await
-            .map_err(to_pgwire)?;
+        let out = execute_with_notices(
+            &self.db,
+            client,
+            &mut session,
+            &portal.statement.statement,
+            &params,
+        )
+        .await?
+        .map_err(to_pgwire)?;
         to_response(out, &portal.result_column_format, style_of(&session))
     }
 

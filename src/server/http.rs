@@ -458,6 +458,21 @@ impl Collector for StateCollector {
             }
         }
 
+        if relations.iter().any(|r| r.disk_bytes.is_some()) {
+            let mut family = encoder.encode_descriptor(
+                "eddy_relation_disk",
+                "Bytes of the relation's entries in the state store (keys and values; a stream's chunks written before the last restart are not counted).",
+                Some(&Unit::Bytes),
+                prometheus_client::metrics::MetricType::Gauge,
+            )?;
+            for r in &relations {
+                if let Some(b) = r.disk_bytes {
+                    ConstGauge::new(b as f64).encode(family.encode_family(&labels(r))?)?;
+                }
+            }
+        }
+        encode_operators(&mut encoder, &db.operator_stats())?;
+
         let mut gauge = |name: &str, help: &str, unit: Option<Unit>, v: f64| {
             let m = ConstGauge::new(v);
             m.encode(encoder.encode_descriptor(name, help, unit.as_ref(), m.metric_type())?)
@@ -508,4 +523,83 @@ impl Collector for StateCollector {
         }
         Ok(())
     }
+}
+
+/// Per dataflow operator (labels `view`, `node`: its position, `operator`: its kind).
+fn encode_operators(
+    encoder: &mut DescriptorEncoder,
+    ops: &[crate::database::OperatorStats],
+) -> Result<(), std::fmt::Error> {
+    use prometheus_client::metrics::MetricType;
+    let labels = |o: &crate::database::OperatorStats| {
+        [
+            ("view", o.view.clone()),
+            ("node", o.node.to_string()),
+            ("operator", operator_kind(&o.operator).to_string()),
+        ]
+    };
+    type Get = fn(&crate::database::OperatorStats) -> Option<f64>;
+    let families: [(&str, &str, Option<Unit>, MetricType, Get); 6] = [
+        (
+            "eddy_operator_rows_in",
+            "Change rows the operator received.",
+            None,
+            MetricType::Counter,
+            |o| Some(o.rows_in as f64),
+        ),
+        (
+            "eddy_operator_rows_out",
+            "Change rows the operator emitted.",
+            None,
+            MetricType::Counter,
+            |o| Some(o.rows_out as f64),
+        ),
+        (
+            "eddy_operator_busy",
+            "Time the operator spent processing (zero while metrics are off).",
+            Some(Unit::Seconds),
+            MetricType::Counter,
+            |o| Some(o.busy.as_secs_f64()),
+        ),
+        (
+            "eddy_operator_late_rows",
+            "Rows that reached the operator behind the watermark.",
+            None,
+            MetricType::Counter,
+            |o| Some(o.late_rows as f64),
+        ),
+        (
+            "eddy_operator_state_rows",
+            "Rows of state the operator holds (groups, join sides, open windows).",
+            None,
+            MetricType::Gauge,
+            |o| Some(o.state_rows as f64),
+        ),
+        (
+            "eddy_operator_state_disk",
+            "Bytes of the operator's state tables in the state store.",
+            Some(Unit::Bytes),
+            MetricType::Gauge,
+            |o| o.state_disk_bytes.map(|b| b as f64),
+        ),
+    ];
+    for (name, help, unit, kind, get) in families {
+        let mut family = encoder.encode_descriptor(name, help, unit.as_ref(), kind)?;
+        for o in ops {
+            let Some(v) = get(o) else { continue };
+            let labels = labels(o);
+            let sample = family.encode_family(&labels)?;
+            match kind {
+                MetricType::Counter => ConstCounter::new(v).encode(sample)?,
+                _ => ConstGauge::new(v).encode(sample)?,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What EXPLAIN prints before the colon: `Aggregate: group by [...]` → `Aggregate`,
+/// `Interval Join Inner: on ...` → `Interval Join Inner` (few values: a label, not a plan).
+fn operator_kind(describe: &str) -> &str {
+    describe.split(':').next().unwrap_or(describe).trim()
 }

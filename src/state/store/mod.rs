@@ -93,6 +93,13 @@ impl WriteBatch {
         self.ops = ops;
     }
 
+    /// The ops in order: `(table, key, Some(value))` puts, `(table, key, None)` deletes.
+    pub fn ops(&self) -> impl DoubleEndedIterator<Item = (u64, &[u8], Option<&[u8]>)> {
+        self.ops
+            .iter()
+            .map(|(t, k, v)| (*t, k.as_slice(), v.as_deref()))
+    }
+
     /// Keep only the ops on tables for which `keep` is true.
     pub fn retain_tables(&mut self, keep: impl Fn(u64) -> bool) {
         self.ops.retain(|(t, _, _)| keep(*t));
