@@ -19,7 +19,6 @@ pub fn functions() -> Vec<Arc<ScalarUDF>> {
         alias(unicode::character_length(), "len"),
         alias(string::lower(), "lcase"),
         alias(string::upper(), "ucase"),
-        sign(),
         instr(),
         regexp_extract(),
     ]
@@ -70,27 +69,6 @@ fn regexp_extract() -> Arc<ScalarUDF> {
                     .map(|m| m.as_str().to_string())
             });
             Ok(ScalarValue::Utf8(found))
-        },
-    )
-}
-
-/// `SIGN(x)`: -1, 0 or 1 as an INTEGER; NULL (and NaN) give NULL.
-fn sign() -> Arc<ScalarUDF> {
-    RowFunction::udf(
-        "sign",
-        Signature::uniform(1, vec![DataType::Float64], Volatility::Immutable),
-        |_| Ok(DataType::Int32),
-        |a, _| {
-            Ok(ScalarValue::Int32(match &a[0] {
-                ScalarValue::Float64(Some(x)) if !x.is_nan() => Some(if *x > 0.0 {
-                    1
-                } else if *x < 0.0 {
-                    -1
-                } else {
-                    0
-                }),
-                _ => None,
-            }))
         },
     )
 }
