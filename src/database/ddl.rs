@@ -507,6 +507,7 @@ impl Database {
         // The same Postgres literals, casts and operators as an ad-hoc query.
         crate::sql::pg_literals::rewrite(&mut query);
         let emit_final = emit == Some(Emit::Final);
+        let window = without_watermark_check(inner, window, emit_final)?;
         if emit_final && window.is_none() {
             return Err(EddyError::unsupported(
                 "EMIT FINAL needs a windowed aggregation (TUMBLE/HOP or WINDOW TUMBLING/HOPPING)",
@@ -841,4 +842,51 @@ fn tag_create(is_stream: bool) -> String {
     } else {
         "CREATE TABLE".into()
     }
+}
+
+/// A window over a column that is not its stream's event time has no watermark: nothing
+/// tells when its windows are complete. Such a window drops no row as late and never
+/// closes (it is a plain GROUP BY over the window bounds, with the state of every window
+/// kept); what needs windows to close — EMIT FINAL, SESSION windows — is refused naming the
+/// column. Before, such a window was judged against the stream's own watermark (insertion
+/// time by default), and rows whose time was older than the wall clock were dropped as late.
+fn without_watermark_check(
+    inner: &Inner,
+    window: Option<crate::sql::windows::WindowSpec>,
+    emit_final: bool,
+) -> Result<Option<crate::sql::windows::WindowSpec>> {
+    let Some(w) = window else { return Ok(None) };
+    let watermarked = inner
+        .get(&w.source)
+        .and_then(|r| {
+            let e = r.event_time.as_ref()?;
+            Some(
+                r.schema
+                    .field(e.column)
+                    .name()
+                    .eq_ignore_ascii_case(&w.time_column),
+            )
+        })
+        .unwrap_or(false);
+    if watermarked {
+        return Ok(Some(w));
+    }
+    let how = format!(
+        "declare it as {}'s event time (WATERMARK FOR {c} AS {c} - INTERVAL '5' SECOND, or WITH (TIMESTAMP='{c}'))",
+        w.source,
+        c = w.time_column
+    );
+    let session = matches!(w.kind, crate::sql::windows::WindowKind::Session { .. });
+    if emit_final || session {
+        let what = if session {
+            "a SESSION window"
+        } else {
+            "EMIT FINAL"
+        };
+        return Err(EddyError::unsupported(format!(
+            "{what} over {}.{} needs a watermark on that column to close windows: {how}",
+            w.source, w.time_column
+        )));
+    }
+    Ok(None)
 }
