@@ -17,10 +17,9 @@
 //! Without GROUP BY there is exactly one group, which always has a row (COUNT = 0 on empty
 //! input), as in SQL.
 
-use std::collections::BTreeMap;
+use imbl::OrdMap;
 
 // hashbrown with a fast non-cryptographic hasher: row keys are hashed once per row.
-use datafusion::common::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -54,7 +53,7 @@ macro_rules! bump {
                 }
             }
             None => {
-                m.insert(v.to_vec(), w);
+                m.insert(v.into(), w);
             }
         }
     }};
@@ -131,14 +130,14 @@ enum Accumulator {
         non_null: i64,
     },
     /// Value (row-encoded, order-preserving) → multiplicity. MIN/MAX.
-    Ordered(BTreeMap<Vec<u8>, i64>),
+    Ordered(OrdMap<Arc<[u8]>, i64>),
     /// MIN/MAX over an append-only input: nothing is ever retracted, so the extreme
     /// alone is the state.
     Extreme(Option<Vec<u8>>),
     /// Value → multiplicity. COUNT(DISTINCT).
-    Distinct(HashMap<Vec<u8>, i64>),
+    Distinct(imbl::HashMap<Arc<[u8]>, i64>),
     /// The group's rows (ORDER BY values and arguments, in order) → multiplicity.
-    Rows(BTreeMap<Vec<u8>, i64>),
+    Rows(OrdMap<Arc<[u8]>, i64>),
 }
 
 #[derive(Clone)]
@@ -206,9 +205,9 @@ impl StateCodec for Accumulator {
             }
             2 => {
                 let n = r.u64()?;
-                let mut m = BTreeMap::new();
+                let mut m = OrdMap::new();
                 for _ in 0..n {
-                    let v = r.vec()?;
+                    let v: Arc<[u8]> = r.vec()?.into();
                     m.insert(v, r.i64()?);
                 }
                 Accumulator::Ordered(m)
@@ -216,18 +215,18 @@ impl StateCodec for Accumulator {
             3 => Accumulator::Extreme(Option::<Vec<u8>>::decode(r)?),
             4 => {
                 let n = r.u64()?;
-                let mut m = HashMap::new();
+                let mut m = imbl::HashMap::new();
                 for _ in 0..n {
-                    let v = r.vec()?;
+                    let v: Arc<[u8]> = r.vec()?.into();
                     m.insert(v, r.i64()?);
                 }
                 Accumulator::Distinct(m)
             }
             5 => {
                 let n = r.u64()?;
-                let mut m = BTreeMap::new();
+                let mut m = OrdMap::new();
                 for _ in 0..n {
-                    let v = r.vec()?;
+                    let v: Arc<[u8]> = r.vec()?.into();
                     m.insert(v, r.i64()?);
                 }
                 Accumulator::Rows(m)
@@ -447,9 +446,9 @@ impl AggregateOp {
                     non_null: 0,
                 },
                 AggKind::Min | AggKind::Max if self.append_only => Accumulator::Extreme(None),
-                AggKind::Min | AggKind::Max => Accumulator::Ordered(BTreeMap::new()),
-                AggKind::CountDistinct => Accumulator::Distinct(HashMap::new()),
-                AggKind::General => Accumulator::Rows(BTreeMap::new()),
+                AggKind::Min | AggKind::Max => Accumulator::Ordered(OrdMap::new()),
+                AggKind::CountDistinct => Accumulator::Distinct(imbl::HashMap::new()),
+                AggKind::General => Accumulator::Rows(OrdMap::new()),
             })
             .collect()
     }
@@ -535,13 +534,13 @@ impl AggregateOp {
                     }
                 }
                 (AggKind::Min, Accumulator::Ordered(m)) => {
-                    self.decode_value(i, m.keys().next(), &a.output_type)?
+                    self.decode_value(i, m.keys().next().map(|k| &k[..]), &a.output_type)?
                 }
                 (AggKind::Max, Accumulator::Ordered(m)) => {
-                    self.decode_value(i, m.keys().next_back(), &a.output_type)?
+                    self.decode_value(i, m.keys().next_back().map(|k| &k[..]), &a.output_type)?
                 }
                 (AggKind::Min | AggKind::Max, Accumulator::Extreme(v)) => {
-                    self.decode_value(i, v.as_ref(), &a.output_type)?
+                    self.decode_value(i, v.as_deref(), &a.output_type)?
                 }
                 (AggKind::General, Accumulator::Rows(m)) => a
                     .general
@@ -564,12 +563,7 @@ impl AggregateOp {
         Ok(row)
     }
 
-    fn decode_value(
-        &self,
-        i: usize,
-        bytes: Option<&Vec<u8>>,
-        ty: &DataType,
-    ) -> Result<ScalarValue> {
+    fn decode_value(&self, i: usize, bytes: Option<&[u8]>, ty: &DataType) -> Result<ScalarValue> {
         let Some(bytes) = bytes else {
             return Ok(ScalarValue::try_from(ty)?);
         };

@@ -9,7 +9,6 @@
 //! row format orders entries by the ORDER BY keys with their directions, so the
 //! accumulator sees the rows in the aggregate's own order.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, UInt32Array};
@@ -86,7 +85,7 @@ impl GeneralAgg {
     }
 
     /// The aggregate over a group's stored rows.
-    pub fn evaluate(&self, rows: &BTreeMap<Vec<u8>, i64>) -> Result<ScalarValue> {
+    pub fn evaluate(&self, rows: &imbl::OrdMap<std::sync::Arc<[u8]>, i64>) -> Result<ScalarValue> {
         let mut acc = self.expr.create_accumulator()?;
         if !rows.is_empty() {
             let parser = self.converter.parser();
