@@ -152,9 +152,18 @@ async fn run_eddy(q: &queries::NexmarkQuery, events: u64, batch_size: u64) -> Ed
     db.execute(&mut s, &q.create_view("v"), &[])
         .await
         .unwrap_or_else(|e| panic!("{}: {e}", q.name));
+    // The bar asks for the count only on a terminal, at most 5 times a second.
+    let bar = common::progress(events, &q.name);
+    let mut drawn = Instant::now();
     loop {
         let status = scalar(&db, &mut s, "SELECT status FROM eddy_sources").await;
+        if !bar.is_hidden() && drawn.elapsed() >= Duration::from_millis(200) {
+            let done = scalar(&db, &mut s, "SELECT events FROM eddy_sources").await;
+            bar.set_position(done.parse().unwrap_or(0));
+            drawn = Instant::now();
+        }
         if status == "done" {
+            bar.finish_and_clear();
             break;
         }
         assert!(status == "running", "source: {status}");

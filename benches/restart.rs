@@ -65,6 +65,7 @@ async fn run(history: usize) {
     .await
     .expect("ddl");
     let fill = Instant::now();
+    let bar = common::progress(history as u64, "fill");
     let mut n = 0usize;
     while n < history {
         let rows = ROWS_PER_INSERT.min(history - n);
@@ -86,7 +87,9 @@ async fn run(history: usize) {
             .await
             .expect("insert");
         n += rows;
+        bar.set_position(n as u64);
     }
+    bar.finish_and_clear();
     let fill_secs = fill.elapsed().as_secs_f64();
     let before = views(&c).await;
     let rss_full = server.rss_mib();

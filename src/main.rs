@@ -318,12 +318,53 @@ fn serve(
                 tracing::warn!(error = %e, "could not write the banner to stdout");
             }
         }
+        if !setup.is_empty() {
+            tokio::spawn(demo_status(db.clone()));
+        }
         tokio::select! {
             r = eddy::server::serve_with(db, listener, config) => r.context("serving")?,
             signal = shutdown_signal() => tracing::info!(signal, "shutting down"),
         }
         Ok(())
     })
+}
+
+/// `eddy demo`'s live status line on stderr: events generated so far and the rate, twice a
+/// second. Drawn only when stderr is a terminal (indicatif hides it otherwise), so scripts
+/// and tests that read the banner see nothing of it.
+async fn demo_status(db: std::sync::Arc<eddy::Database>) {
+    let bar = indicatif::ProgressBar::new_spinner();
+    if bar.is_hidden() {
+        return;
+    }
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg}") {
+        bar.set_style(style);
+    }
+    let mut session = eddy::Session::default();
+    let sql = "SELECT events, rate FROM eddy_sources WHERE name = 'nexmark'";
+    let mut last: Option<(u64, std::time::Instant)> = None;
+    loop {
+        if let Ok(eddy::Output::Rows { batches, .. }) = db.execute(&mut session, sql, &[]).await {
+            let cell = |c: usize| {
+                batches.first().filter(|b| b.num_rows() > 0).and_then(|b| {
+                    datafusion::arrow::util::display::array_value_to_string(b.column(c), 0).ok()
+                })
+            };
+            if let Some(events) = cell(0).and_then(|e| e.parse::<u64>().ok()) {
+                let now = std::time::Instant::now();
+                let per_sec = last
+                    .map(|(n, t)| (events - n.min(events)) as f64 / (now - t).as_secs_f64())
+                    .unwrap_or(0.0);
+                last = Some((events, now));
+                bar.set_message(format!(
+                    "nexmark: {events} events generated ({per_sec:.0}/s, target {}/s); Ctrl-C stops the demo",
+                    cell(1).unwrap_or_default()
+                ));
+            }
+        }
+        bar.tick();
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 }
 
 /// Ctrl-C, or SIGTERM (`docker stop`, systemd, Kubernetes). Every acknowledged write is

@@ -605,3 +605,68 @@ async fn grafana_dashboard_queries_only_exported_metrics() {
         "the dashboard queries {missing:?}, not exported"
     );
 }
+
+/// `eddy demo` on a terminal shows a live status line (events generated, rate) on stderr
+/// that advances; without a terminal, stderr carries no such line. The terminal is a real
+/// pseudo-terminal from Python's standard `pty` module.
+#[test]
+fn demo_shows_live_progress_on_a_terminal_only() {
+    let bin = env!("CARGO_BIN_EXE_eddy");
+    let script = r#"
+import os, pty, select, subprocess, sys, time
+master, slave = pty.openpty()
+p = subprocess.Popen([sys.argv[1], "demo", "--listen", "127.0.0.1:0", "--rate", "2000"],
+                     stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+os.close(slave)
+out = b""
+end = time.time() + 6
+while time.time() < end:
+    r, _, _ = select.select([master], [], [], 0.2)
+    if r:
+        try:
+            out += os.read(master, 65536)
+        except OSError:
+            break
+p.terminate()
+p.wait()
+sys.stdout.write(out.decode("utf-8", "replace"))
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, bin])
+        .output()
+        .expect("python3 runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let counts: Vec<u64> = text
+        .split("nexmark: ")
+        .skip(1)
+        .filter_map(|s| s.split(" events generated").next()?.parse().ok())
+        .collect();
+    assert!(
+        counts.len() >= 3,
+        "no live status line on the terminal: {text}"
+    );
+    assert!(
+        counts.last() > counts.first(),
+        "the status line did not advance: {counts:?}"
+    );
+
+    // Not a terminal: the banner on stdout, and no status line anywhere.
+    let mut child = std::process::Command::new(bin)
+        .args(["demo", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("eddy demo starts");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    child.kill().expect("kill");
+    let out = child.wait_with_output().expect("output");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(stdout.contains("eddy listening on"), "{stdout}");
+    assert!(
+        !stdout.contains("events generated (") && !stderr.contains("events generated ("),
+        "status line without a terminal: {stdout}\n{stderr}"
+    );
+}

@@ -4,6 +4,21 @@
 
 pub mod server;
 
+/// A progress bar on stderr for a long run of `total` units (drawn only when stderr is a
+/// terminal: in CI and under a pipe it prints nothing).
+pub fn progress(total: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:30}] {human_pos}/{human_len} ({per_sec}, {eta} left)",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
 /// A `/proc/self/status` memory field in MiB: `VmRSS` (now) or `VmHWM` (peak).
 pub fn status_mib(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
