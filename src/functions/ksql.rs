@@ -11,17 +11,17 @@ use datafusion::logical_expr::{ScalarUDF, Signature, TypeSignature, Volatility};
 
 use super::RowFunction;
 
+/// ksqlDB's names for functions eddy has under Postgres' names: (ksqlDB name, function).
+/// Added as one more alias of the function registered under that name at the end, so
+/// they call eddy's Postgres version where it has one (`len` of bytea included).
+pub const ALIASES: &[(&str, &str)] = &[
+    ("len", "character_length"),
+    ("lcase", "lower"),
+    ("ucase", "upper"),
+];
+
 pub fn functions() -> Vec<Arc<ScalarUDF>> {
-    use datafusion::functions::{string, unicode};
-    let alias =
-        |f: Arc<ScalarUDF>, name: &'static str| Arc::new(f.as_ref().clone().with_aliases([name]));
-    vec![
-        alias(unicode::character_length(), "len"),
-        alias(string::lower(), "lcase"),
-        alias(string::upper(), "ucase"),
-        instr(),
-        regexp_extract(),
-    ]
+    vec![instr(), regexp_extract()]
 }
 
 /// `REGEXP_EXTRACT(pattern, string [, group])`: the first match of `pattern` in `string`

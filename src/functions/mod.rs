@@ -56,6 +56,15 @@ pub fn with_postgres_semantics(state: SessionState) -> SessionState {
     for f in strings::aggregates() {
         let _ = state.register_udaf(f);
     }
+    // After every other function: registering a function again drops the aliases of the
+    // one it replaces, so an alias added earlier would be lost (and an alias of
+    // DataFusion's version, registered late, would replace eddy's).
+    for (alias, target) in ksql::ALIASES {
+        use datafusion::execution::FunctionRegistry;
+        if let Ok(f) = state.udf(target) {
+            let _ = state.register_udf(Arc::new(f.as_ref().clone().with_aliases([*alias])));
+        }
+    }
     // Last, so that every function registered before is guarded.
     panic_safe::guard_all(state)
 }

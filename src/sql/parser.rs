@@ -323,6 +323,9 @@ fn parse_inner(sql: &str) -> Result<EddyStatement> {
         }
         ("DISCARD", _, _) => Ok(EddyStatement::NoOp("DISCARD ALL")),
         ("CHECKPOINT", "" | ";", _) => Ok(EddyStatement::Checkpoint),
+        // RisingWave's FLUSH waits until earlier writes are visible in every view; here an
+        // INSERT's rows are in every dependent view when it returns, so there is no wait.
+        ("FLUSH", "" | ";", _) => Ok(EddyStatement::NoOp("FLUSH")),
         ("DEALLOCATE", _, _) => Ok(EddyStatement::NoOp("DEALLOCATE")),
         ("RESET", _, _) => Ok(EddyStatement::NoOp("RESET")),
         ("CREATE", "TABLE", _) => {
@@ -458,9 +461,32 @@ fn parse_subscribe(sql: &str) -> Result<EddyStatement> {
     })
 }
 
-/// Remove a trailing `EMIT CHANGES` / `EMIT FINAL` (ksqlDB), returning the rest.
+/// `s` without its trailing words `words` (any case, any whitespace between), if it ends so.
+fn strip_trailing_words<'a>(s: &'a str, words: &[&str]) -> Option<&'a str> {
+    let mut rest = s;
+    for w in words.iter().rev() {
+        let t = rest.trim_end();
+        let start = t
+            .char_indices()
+            .rev()
+            .find(|(_, c)| c.is_whitespace())
+            .map(|(i, c)| i + c.len_utf8())
+            .unwrap_or(0);
+        if !t[start..].eq_ignore_ascii_case(w) {
+            return None;
+        }
+        rest = &t[..start];
+    }
+    Some(rest)
+}
+
+/// Remove a trailing `EMIT CHANGES` / `EMIT FINAL` (ksqlDB) or `EMIT ON WINDOW CLOSE`
+/// (RisingWave's spelling of EMIT FINAL), returning the rest.
 fn strip_emit(sql: &str) -> Result<(String, Option<Emit>)> {
     let trimmed = sql.trim_end().trim_end_matches(';').trim_end();
+    if let Some(rest) = strip_trailing_words(trimmed, &["EMIT", "ON", "WINDOW", "CLOSE"]) {
+        return Ok((rest.to_string(), Some(Emit::Final)));
+    }
     let upper = trimmed.to_uppercase();
     for (suffix, emit) in [("CHANGES", Emit::Changes), ("FINAL", Emit::Final)] {
         if upper.ends_with(suffix) {

@@ -347,12 +347,13 @@ pub fn hopping(size: i64, advance: i64) -> Result<WindowKind> {
 
 /// SQL for the window-start expression(s) of a time column: one per window a row falls
 /// into. `time` is the quoted column, already a timestamp.
-fn window_starts(kind: WindowKind, time: &str) -> Vec<String> {
-    let bin = |stride: i64| {
-        format!(
-            "date_bin(INTERVAL '{stride} microseconds', {time}, TIMESTAMP '1970-01-01 00:00:00')"
-        )
+fn window_starts(kind: WindowKind, time: &str, offset: i64) -> Vec<String> {
+    let origin = if offset == 0 {
+        "TIMESTAMP '1970-01-01 00:00:00'".to_string()
+    } else {
+        format!("TIMESTAMP '1970-01-01 00:00:00' + INTERVAL '{offset} microseconds'")
     };
+    let bin = |stride: i64| format!("date_bin(INTERVAL '{stride} microseconds', {time}, {origin})");
     match kind {
         WindowKind::Tumbling { size } => vec![bin(size)],
         WindowKind::Session { .. } => vec![],
@@ -370,12 +371,15 @@ fn window_starts(kind: WindowKind, time: &str) -> Vec<String> {
 
 /// The subquery replacing a windowed relation: its columns plus the window bounds.
 /// `time_expr` converts the event-time column to a timestamp.
+/// `offset` shifts tumbling and hopping windows from the epoch (RisingWave's offset
+/// argument): a 1-day window with an 8-hour offset starts at 08:00.
 pub fn windowed_relation_sql(
     kind: WindowKind,
     source: &str,
     time_expr: &str,
     start: &str,
     end: &str,
+    offset: i64,
 ) -> String {
     if let WindowKind::Session { gap } = kind {
         let f = SESSION_BOUND_FUNCTION;
@@ -385,7 +389,7 @@ pub fn windowed_relation_sql(
         );
     }
     let size = kind.size();
-    window_starts(kind, time_expr)
+    window_starts(kind, time_expr, offset)
         .into_iter()
         .map(|s| {
             format!(
@@ -403,6 +407,8 @@ pub struct WindowFunction {
     pub source: String,
     pub time_column: String,
     pub alias: Option<Ident>,
+    /// Microseconds the windows are shifted from the epoch (TUMBLE's 4th, HOP's 5th argument).
+    pub offset: i64,
 }
 
 pub fn window_function(t: &TableFactor) -> Result<Option<WindowFunction>> {
@@ -438,18 +444,20 @@ pub fn window_function(t: &TableFactor) -> Result<Option<WindowFunction>> {
             "syntax error: {fname} expects {what}, got {other}"
         ))),
     };
-    let (kind, source, time_column) = match (fname.as_str(), exprs.as_slice()) {
-        ("TUMBLE", [s, ts, size]) => (
+    let (kind, source, time_column, offset) = match (fname.as_str(), exprs.as_slice()) {
+        ("TUMBLE", [s, ts, size, offset @ ..]) if offset.len() <= 1 => (
             WindowKind::Tumbling {
                 size: duration_of(size)?,
             },
             ident(s, "a stream")?,
             ident(ts, "a time column")?,
+            offset.first().map(|o| duration_of(o)).transpose()?,
         ),
-        ("HOP", [s, ts, slide, size]) => (
+        ("HOP", [s, ts, slide, size, offset @ ..]) if offset.len() <= 1 => (
             hopping(duration_of(size)?, duration_of(slide)?)?,
             ident(s, "a stream")?,
             ident(ts, "a time column")?,
+            offset.first().map(|o| duration_of(o)).transpose()?,
         ),
         ("SESSION", [s, ts, gap]) => (
             WindowKind::Session {
@@ -457,6 +465,7 @@ pub fn window_function(t: &TableFactor) -> Result<Option<WindowFunction>> {
             },
             ident(s, "a stream")?,
             ident(ts, "a time column")?,
+            None,
         ),
         ("SESSION", _) => {
             return Err(EddyError::syntax(
@@ -465,20 +474,28 @@ pub fn window_function(t: &TableFactor) -> Result<Option<WindowFunction>> {
         }
         ("TUMBLE", _) => {
             return Err(EddyError::syntax(
-                "syntax error: TUMBLE(stream, time_column, INTERVAL size)",
+                "syntax error: TUMBLE(stream, time_column, INTERVAL size [, INTERVAL offset])",
             ))
         }
         _ => {
             return Err(EddyError::syntax(
-                "syntax error: HOP(stream, time_column, INTERVAL slide, INTERVAL size)",
+                "syntax error: HOP(stream, time_column, INTERVAL slide, INTERVAL size [, INTERVAL offset])",
             ))
         }
     };
+    let offset = offset.unwrap_or(0);
+    if offset != 0 && offset.abs() >= kind.size() {
+        return Err(EddyError::query(
+            "22023",
+            format!("the window offset must be smaller than the window size in {fname}(...)"),
+        ));
+    }
     Ok(Some(WindowFunction {
         kind,
         source,
         time_column,
         alias: alias.as_ref().map(|a| a.name.clone()),
+        offset,
     }))
 }
 
@@ -639,7 +656,14 @@ fn rewrite_factor(
         .map(|a| a.value.clone())
         .unwrap_or_else(|| w.source.clone());
     *f = derived_table(
-        &windowed_relation_sql(w.kind, &w.source, &time, "window_start", "window_end"),
+        &windowed_relation_sql(
+            w.kind,
+            &w.source,
+            &time,
+            "window_start",
+            "window_end",
+            w.offset,
+        ),
         &alias,
     )?;
     if spec.is_none() {
@@ -766,7 +790,7 @@ fn rewrite_ksql(query: &mut Query, w: &KsqlWindow, cat: &WindowCatalog) -> Resul
     })?;
     let time = time_expr(cat, &source, &time_column)?;
     select.from[0].relation = derived_table(
-        &windowed_relation_sql(w.kind, &source, &time, "windowstart", "windowend"),
+        &windowed_relation_sql(w.kind, &source, &time, "windowstart", "windowend", 0),
         &alias,
     )?;
     // The window is part of the key: group by it and show it.
